@@ -1,0 +1,45 @@
+# fersweep: `make help` lists the commands. Every target installs .venv first if it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+ARGS ?=
+SWEEP ?= default
+WORKERS ?= 1
+UI_PORT ?= 5000
+MLFLOW_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
+
+.PHONY: help install test test-all train compare sweep bench ui lint clean
+
+help:  ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned, so the range in pyproject.toml adds nothing on top of it
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed  ## build .venv from scratch (torch, then fersweep and its tools)
+
+test: $(VENV)/.installed  ## the fast test suite (what CI runs)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-all: $(VENV)/.installed  ## every test, the slow ones too
+	$(BIN)/python -m pytest $(ARGS)
+
+train: $(VENV)/.installed  ## one tracked training run: make train ARGS="model.filters=32"
+	$(BIN)/python train.py $(ARGS)
+
+ui: $(VENV)/.installed  ## the MLflow UI on http://127.0.0.1:5000 (UI_PORT=...)
+	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port $(UI_PORT)
+
+lint: $(VENV)/.installed  ## ruff
+	$(BIN)/ruff check src tests train.py
+
+clean:  ## remove caches and Hydra outputs (keeps mlruns/)
+	rm -rf .cache outputs .pytest_cache

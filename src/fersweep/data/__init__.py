@@ -1,0 +1,1 @@
+"""Reading, cleaning, preprocessing, caching and splitting the emotion data sets."""

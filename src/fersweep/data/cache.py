@@ -1,0 +1,132 @@
+"""Preprocessed arrays on disk, keyed by the preprocessing settings and the data set's fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fersweep.data.legend import DataReport, Record
+from fersweep.data.preprocess import Preprocessor
+from fersweep.errors import ImageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageSet:
+    """Preprocessed images (N x H x W x C, uint8) with their records, in the same order."""
+
+    images: np.ndarray
+    records: list[Record]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.records], dtype=np.int64)
+
+    @property
+    def identities(self) -> np.ndarray:
+        return np.array([r.identity for r in self.records])
+
+    @property
+    def files(self) -> np.ndarray:
+        return np.array([r.file for r in self.records])
+
+
+def fingerprint(legend_path: Path | None, images_dir: Path) -> str:
+    """A hash of the labels file and every image's name and size: cheap, and changes with the data."""
+    digest = hashlib.sha256()
+    if legend_path is not None:
+        digest.update(legend_path.read_bytes())
+    for entry in sorted(os.scandir(images_dir), key=lambda e: e.name):
+        if entry.is_file():
+            digest.update(f"{entry.name}\0{entry.stat().st_size}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_images(
+    records: Sequence[Record],
+    images_dir: Path,
+    preprocessor: Preprocessor,
+    cache_dir: Path | None,
+    data_fingerprint: str,
+    workers: int,
+) -> tuple[ImageSet, DataReport]:
+    """Preprocess every record's image, or read the result from the cache when it is there.
+
+    Images that cannot be used are left out and counted in the returned report.
+    """
+    key = cache_key(preprocessor, data_fingerprint, records)
+    path = cache_dir / f"{key}.npz" if cache_dir else None
+    if path and path.is_file():
+        log.info("preprocessed images from cache %s", path)
+        return _read_cache(path, records)
+    image_set, report = _decode_all(records, images_dir, preprocessor, workers)
+    if path:
+        _write_cache(path, image_set, report)
+    return image_set, report
+
+
+def cache_key(preprocessor: Preprocessor, data_fingerprint: str, records: Sequence[Record]) -> str:
+    digest = hashlib.sha256(json.dumps(preprocessor.settings(), sort_keys=True).encode())
+    digest.update(data_fingerprint.encode())
+    for record in records:
+        digest.update(f"{record.file}\0{record.emotion}\0{record.identity}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def _decode_all(
+    records: Sequence[Record], images_dir: Path, preprocessor: Preprocessor, workers: int
+) -> tuple[ImageSet, DataReport]:
+    def decode(record: Record) -> np.ndarray | str:
+        try:
+            return preprocessor.load(images_dir / record.file)
+        except ImageError as error:
+            return str(error)
+
+    report = DataReport()
+    kept, arrays = [], []
+    # OpenCV releases the GIL while decoding, so threads scale across cores.
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = pool.map(decode, records, chunksize=64)
+        for record, result in tqdm(zip(records, results), total=len(records), desc="preprocess"):
+            if isinstance(result, str):
+                log.warning("skipping unreadable image: %s", result)
+                report.add("unreadable_image", result)
+                continue
+            kept.append(record)
+            arrays.append(result)
+    images = np.stack(arrays) if arrays else np.zeros((0, *preprocessor.shape), dtype=np.uint8)
+    return ImageSet(images, kept), report
+
+
+def _write_cache(path: Path, image_set: ImageSet, report: DataReport) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(
+        partial,
+        images=image_set.images,
+        files=image_set.files,
+        report=np.array(json.dumps(report.as_dict())),
+    )
+    os.replace(partial, path)  # atomic: a concurrent reader never sees half a file
+
+
+def _read_cache(path: Path, records: Sequence[Record]) -> tuple[ImageSet, DataReport]:
+    with np.load(path) as stored:
+        images, files = stored["images"], stored["files"].tolist()
+        saved = json.loads(str(stored["report"]))
+    by_file = {record.file: record for record in records}
+    report = DataReport()
+    for problem, count in saved["problems"].items():
+        report.counts[problem] = count
+        report.examples[problem] = list(saved["examples"].get(problem, []))
+    return ImageSet(images, [by_file[name] for name in files]), report

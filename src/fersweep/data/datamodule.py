@@ -1,0 +1,261 @@
+"""The LightningDataModule: read, clean, preprocess (cached), split, balance and serve batches."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from fersweep import EMOTIONS
+from fersweep.augment import Balancing, expand_with_copies
+from fersweep.data.cache import ImageSet, fingerprint, load_images
+from fersweep.data.folder import read_folder
+from fersweep.data.legend import DataReport, Record, read_legend
+from fersweep.data.preprocess import Preprocessor
+from fersweep.data.source import IMAGES_DIR, LEGEND_NAME, resolve_data_root
+from fersweep.data.split import SPLITS, split_assignments
+from fersweep.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+LAYOUTS = ("legend", "folder")
+
+
+@dataclass
+class SplitConfig:
+    method: str
+    val_fraction: float
+    test_fraction: float
+    seed: int
+
+
+class EmotionImages(Dataset):
+    """Images as CxHxW uint8 tensors with labels; items flagged as copies are augmented on the fly."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        index: np.ndarray,
+        is_copy: np.ndarray | None = None,
+        balancing: Balancing | None = None,
+    ) -> None:
+        self.images, self.labels, self.index = images, labels, index
+        self.is_copy = is_copy if is_copy is not None else np.zeros(len(index), bool)
+        self.balancing = balancing
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, int]:
+        source = self.index[item]
+        image = self.images[source]
+        if self.is_copy[item]:
+            image = self.balancing.augment(image)
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(
+            self.labels[source]
+        )
+
+
+class EmotionDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        root: str,
+        local_copies: list[str],
+        download: dict,
+        layout: str,
+        preprocess: Preprocessor,
+        split: dict,
+        subset: dict,
+        batch_size: int,
+        num_workers: int,
+        decode_workers: int,
+        cache_dir: str | None,
+        balancing: Balancing,
+    ) -> None:
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise ConfigError(f"data.layout={layout!r}: use one of {LAYOUTS}")
+        if batch_size <= 0:
+            raise ConfigError(f"data.batch_size={batch_size}: must be positive")
+        if num_workers < 0:
+            raise ConfigError(f"data.num_workers={num_workers}: must be 0 or more")
+        self.root_setting, self.local_copies, self.download = root, local_copies, download
+        self.layout, self.preprocessor = layout, preprocess
+        self.split_config = SplitConfig(**split)
+        self.subset, self.batch_size, self.num_workers = subset, batch_size, num_workers
+        self.decode_workers, self.cache_dir, self.balancing = decode_workers, cache_dir, balancing
+        self.image_set: ImageSet | None = None
+
+    # --- loading -----------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.image_set is not None:
+            return
+        records, report, images_dir, legend = self._read_records()
+        records = self._subset(records)
+        self.fingerprint = fingerprint(legend, images_dir)
+        image_set, decode_report = load_images(
+            records,
+            images_dir,
+            self.preprocessor,
+            Path(self.cache_dir) if self.cache_dir else None,
+            self.fingerprint,
+            self.decode_workers,
+        )
+        report.merge(decode_report)
+        if len(image_set.records) == 0:
+            raise DataError(f"no usable images under {self.root}: {report.as_dict()['problems']}")
+        if self.balancing.before_split:
+            image_set = self._materialise_copies(image_set)
+        self.image_set, self.report = image_set, report
+        self.assignment = split_assignments(
+            image_set.labels,
+            image_set.identities,
+            self.split_config.method,
+            self.split_config.val_fraction,
+            self.split_config.test_fraction,
+            self.split_config.seed,
+        )
+        self._report_empty_classes()
+        self._build_training_set()
+
+    def _read_records(self) -> tuple[list[Record], DataReport, Path, Path | None]:
+        if self.layout == "folder":
+            self.root = Path(self.root_setting).expanduser().resolve()
+            records, report = read_folder(self.root)
+            return records, report, self.root, None
+        self.root = resolve_data_root(
+            self.root_setting, self.local_copies, self.download["enabled"], self.download["url"]
+        )
+        records, report = read_legend(self.root / LEGEND_NAME, self.root / IMAGES_DIR)
+        return records, report, self.root / IMAGES_DIR, self.root / LEGEND_NAME
+
+    def _subset(self, records: list[Record]) -> list[Record]:
+        """A seeded, class-proportional sample, keeping `min_per_class` of each class when it can."""
+        limit = self.subset.get("max_images")
+        if not limit or limit >= len(records):
+            return records
+        rng = np.random.default_rng(self.split_config.seed)
+        labels = np.array([r.label for r in records])
+        chosen = []
+        for label in np.unique(labels):
+            members = np.flatnonzero(labels == label)
+            quota = max(round(len(members) * limit / len(records)), self.subset["min_per_class"])
+            chosen.extend(rng.choice(members, size=min(quota, len(members)), replace=False))
+        return [records[i] for i in sorted(chosen)]
+
+    def _materialise_copies(self, image_set: ImageSet) -> ImageSet:
+        """The seed's protocol: fixed augmented copies made before the split (this leaks)."""
+        copies = self.balancing.copies_per_image(
+            image_set.labels, len(EMOTIONS), self.split_config.seed
+        )
+        index, is_copy = expand_with_copies(copies)
+        images = np.stack(
+            [
+                self.balancing.augment(image_set.images[i]) if copy else image_set.images[i]
+                for i, copy in zip(index, is_copy)
+            ]
+        )
+        records = [image_set.records[i] for i in index]
+        self.materialised_copy = is_copy
+        return ImageSet(images, records)
+
+    def _report_empty_classes(self) -> None:
+        present = set(np.unique(self.image_set.labels))
+        for split in SPLITS:
+            in_split = set(np.unique(self.image_set.labels[self.assignment == split]))
+            for label in sorted(present - in_split):
+                if split == "val" and self.split_config.val_fraction == 0:
+                    continue
+                message = f"{EMOTIONS[label]} has no images in the {split} split"
+                log.warning(message)
+                self.report.add("class_absent_from_split", message)
+
+    def _build_training_set(self) -> None:
+        train = np.flatnonzero(self.assignment == "train")
+        labels = self.image_set.labels
+        copies = np.zeros(len(train), dtype=np.int64)
+        if not self.balancing.before_split:
+            copies = self.balancing.copies_per_image(
+                labels[train], len(EMOTIONS), self.split_config.seed
+            )
+        index, is_copy = expand_with_copies(copies)
+        self.train_index, self.train_is_copy = train[index], is_copy
+
+    # --- what the rest of fersweep asks -------------------------------------------------------
+
+    def indices(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.assignment == split)
+
+    def class_counts(self, split: str) -> dict[str, int]:
+        counts = np.bincount(self.image_set.labels[self.indices(split)], minlength=len(EMOTIONS))
+        return dict(zip(EMOTIONS, counts.tolist()))
+
+    def balanced_train_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.image_set.labels[self.train_index], minlength=len(EMOTIONS))
+        return dict(zip(EMOTIONS, counts.tolist()))
+
+    def loss_weights(self) -> torch.Tensor | None:
+        return self.balancing.loss_weights(
+            self.image_set.labels[self.indices("train")], len(EMOTIONS)
+        )
+
+    def split_table(self) -> pd.DataFrame:
+        table = pd.DataFrame(
+            {
+                "file": self.image_set.files,
+                "identity": self.image_set.identities,
+                "emotion": [r.emotion for r in self.image_set.records],
+                "split": self.assignment,
+            }
+        )
+        if self.balancing.before_split:
+            table["augmented_copy"] = self.materialised_copy
+        return table
+
+    def example_input(self, count: int = 2) -> np.ndarray:
+        return self.image_set.images[self.indices("train")[:count]].transpose(0, 3, 1, 2)
+
+    # --- loaders -----------------------------------------------------------------------------
+
+    def train_dataset(self) -> EmotionImages:
+        return EmotionImages(
+            self.image_set.images,
+            self.image_set.labels,
+            self.train_index,
+            self.train_is_copy,
+            self.balancing,
+        )
+
+    def eval_dataset(self, split: str) -> EmotionImages:
+        return EmotionImages(self.image_set.images, self.image_set.labels, self.indices(split))
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.train_dataset()
+        sampler = self.balancing.sampler(dataset.labels[dataset.index], self.split_config.seed)
+        return self._loader(dataset, shuffle=sampler is None, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("test")
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        return self._loader(self.eval_dataset(split), shuffle=False)
+
+    def _loader(self, dataset: Dataset, shuffle: bool, sampler=None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

@@ -1,0 +1,90 @@
+"""Shared fixtures: a tiny synthetic data set on disk and the real configs composed for tests."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from omegaconf import DictConfig
+
+from fersweep import EMOTIONS
+from fersweep.config import compose_config
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = PROJECT_ROOT / "conf"
+REAL_DATA = PROJECT_ROOT.parent / "shared" / "data" / "facial_expressions"
+
+
+def synthetic_face(label: int, rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    """A grey image whose bright block sits at a place that depends on the emotion: learnable."""
+    image = rng.integers(0, 60, (size, size), dtype=np.uint8)
+    row, col = divmod(label, 4)
+    top, left = 8 + row * 28, 4 + col * 15
+    image[top : top + 20, left : left + 12] = 230
+    return image
+
+
+def write_legend_dataset(
+    root: Path, people_per_emotion: int = 4, images_per_person: int = 4, seed: int = 0
+) -> list[tuple[str, str]]:
+    """`root/legend.csv` + `root/images/`: every emotion, several people, LFW-style names."""
+    rng = np.random.default_rng(seed)
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for label, emotion in enumerate(EMOTIONS):
+        for person in range(people_per_emotion):
+            name = f"Person_{emotion.title()}_{person}"
+            for number in range(1, images_per_person + 1):
+                file = f"{name}_{number:04d}.jpg"
+                cv2.imwrite(str(images / file), synthetic_face(label, rng))
+                rows.append((file, emotion))
+    write_legend(root / "legend.csv", rows)
+    return rows
+
+
+def write_legend(path: Path, rows: list[tuple[str, str]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user.id", "image", "emotion"])
+        writer.writerows(["tester", file, emotion] for file, emotion in rows)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    root = tmp_path / "facial_expressions"
+    write_legend_dataset(root)
+    return root
+
+
+@pytest.fixture
+def compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., DictConfig]:
+    """The real configs, with MLflow, the cache and outputs redirected into the test's folder."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("FERSWEEP_DATA", raising=False)
+
+    def _compose(*overrides: str) -> DictConfig:
+        return compose_config(CONFIG_DIR, [f"paths.root_dir={tmp_path}", *overrides])
+
+    return _compose
+
+
+@pytest.fixture
+def tiny_run_overrides(tiny_dataset: Path) -> list[str]:
+    """Overrides for a fast CPU training run on the tiny data set."""
+    return [
+        f"data.root={tiny_dataset}",
+        "data.download.enabled=false",
+        "data.local_copies=[]",
+        "data.preprocess.size=32",
+        "data.batch_size=16",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "optimizer=adam",
+        "model.dense_units=[32]",
+    ]

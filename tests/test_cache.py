@@ -1,0 +1,49 @@
+"""Preprocessed arrays are cached on disk: a second run does not decode the JPEGs again."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fersweep.data.cache import fingerprint, load_images
+from fersweep.data.legend import read_legend
+from fersweep.data.preprocess import Preprocessor
+
+
+def load(root: Path, cache: Path, size: int = 32):
+    records, _ = read_legend(root / "legend.csv", root / "images")
+    prep = Preprocessor(channels=1, size=size, fit="pad", face_crop=False, max_pixels=10**7)
+    return load_images(records, root / "images", prep, cache, fingerprint(root / "legend.csv",
+                       root / "images"), workers=2)
+
+
+def test_the_second_load_reads_the_cache_and_decodes_nothing(tiny_dataset, tmp_path, monkeypatch):
+    first, _ = load(tiny_dataset, tmp_path / "cache")
+    monkeypatch.setattr(Preprocessor, "load", lambda *a: pytest.fail("decoded a JPEG again"))
+    second, _ = load(tiny_dataset, tmp_path / "cache")
+    assert np.array_equal(first.images, second.images)
+    assert first.records == second.records
+
+
+def test_other_preprocessing_settings_get_their_own_cache_entry(tiny_dataset, tmp_path):
+    small, _ = load(tiny_dataset, tmp_path / "cache", size=32)
+    large, _ = load(tiny_dataset, tmp_path / "cache", size=48)
+    assert small.images.shape[1:] == (32, 32, 1) and large.images.shape[1:] == (48, 48, 1)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_changing_the_data_changes_its_fingerprint(tiny_dataset):
+    before = fingerprint(tiny_dataset / "legend.csv", tiny_dataset / "images")
+    (tiny_dataset / "images" / "New_Person_0001.jpg").write_bytes(b"x")
+    assert fingerprint(tiny_dataset / "legend.csv", tiny_dataset / "images") != before
+
+
+def test_unreadable_images_are_skipped_and_counted_in_the_report(tiny_dataset, tmp_path):
+    victim = sorted((tiny_dataset / "images").iterdir())[0]
+    victim.write_bytes(b"")
+    image_set, report = load(tiny_dataset, tmp_path / "cache")
+    assert victim.name not in image_set.files
+    assert report.counts["unreadable_image"] == 1 and victim.name in report.examples[
+        "unreadable_image"][0]
+    _, cached_report = load(tiny_dataset, tmp_path / "cache")
+    assert cached_report.counts == report.counts

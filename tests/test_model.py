@@ -1,0 +1,42 @@
+"""The seed's CNNs, built from the real configs; shapes that cannot work fail at start."""
+
+import pytest
+import torch
+
+from fersweep.config import build
+from fersweep.errors import ConfigError
+from fersweep.model import count_parameters
+
+
+def test_seed_cnn_has_the_parameter_count_of_the_seed_reports_figure_5(compose):
+    net = build(compose("model=seed_cnn").model)
+    assert count_parameters(net) == 2_168_776
+
+
+def test_the_two_conv_cnn_maps_a_batch_of_uint8_images_to_eight_logits(compose):
+    cfg = compose("model=cnn", "model.filters=32")
+    net = build(cfg.model)
+    images = torch.randint(0, 256, (4, 1, 50, 50), dtype=torch.uint8)
+    assert net(images).shape == (4, 8)
+    assert net.layers[0].out_channels == 32 and net.layers[2].out_channels == 16
+
+
+def test_colour_150px_images_are_a_config_change(compose):
+    net = build(compose("data.preprocess.channels=3", "data.preprocess.size=150").model)
+    assert net(torch.zeros(1, 3, 150, 150)).shape == (1, 8)
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["data.preprocess.size=8", "model.kernel_size=9"], "model.kernel_size"),
+        (["data.preprocess.size=10", "model.second_kernel_size=7"], "model.second_kernel_size"),
+        (["data.preprocess.size=10", "model.pool_size=5"], "model.pool_size"),
+        (["model.filters=0"], "model.filters"),
+        (["model.activation=sigmoidish"], "model.activation"),
+        (["model.conv_dropout=1.5"], "model.conv_dropout"),
+    ],
+)
+def test_a_config_that_cannot_work_fails_clearly_naming_the_key(compose, overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        build(compose(*overrides).model)

@@ -1,0 +1,36 @@
+"""The real data set beside the project (../shared): its known mess is found and counted."""
+
+import pytest
+
+from fersweep.data.legend import read_legend
+from fersweep.train import train
+from tests.conftest import REAL_DATA
+
+pytestmark = pytest.mark.skipif(
+    not (REAL_DATA / "legend.csv").is_file(), reason=f"no real data set at {REAL_DATA}"
+)
+
+
+def test_the_real_legend_cleans_up_as_its_source_documents():
+    records, report = read_legend(REAL_DATA / "legend.csv", REAL_DATA / "images")
+    assert report.rows_read == 13_690
+    assert report.counts["exact_duplicate"] == 7
+    assert report.counts["conflicting_duplicate"] == 1
+    assert report.counts["unlabelled_image"] == 36
+    assert "Avinash_30.jpg" in report.examples["conflicting_duplicate"][0]
+    assert len({r.emotion for r in records}) == 8
+    assert len(records) == 13_690 - 7 - 2
+
+
+def test_a_short_run_on_a_real_subset_is_tracked(compose):
+    cfg = compose(
+        f"data.root={REAL_DATA}",
+        "data.download.enabled=false",
+        "data.subset.max_images=800",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "tracking.log_model=false",
+    )
+    results = train(cfg)
+    assert 0 <= results["test/macro_f1"] <= 1 and results["test/accuracy"] > 0

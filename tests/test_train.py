@@ -1,0 +1,83 @@
+"""One short training run on a tiny data set leaves a complete MLflow run behind."""
+
+import json
+
+import mlflow
+import pytest
+
+from fersweep.train import train
+
+
+@pytest.fixture
+def finished_run(compose, tiny_run_overrides):
+    cfg = compose(*tiny_run_overrides)
+    results = train(cfg, overrides=tiny_run_overrides)
+    mlflow.set_tracking_uri(cfg.tracking.tracking_uri)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    (run,) = client.search_runs([experiment.experiment_id])
+    return results, run, client, cfg
+
+
+def artifact_paths(client, run_id, path=""):
+    for item in client.list_artifacts(run_id, path):
+        yield from artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
+
+
+def test_the_run_holds_config_metrics_per_epoch_and_test_scores(finished_run):
+    results, run, client, cfg = finished_run
+    assert run.info.status == "FINISHED" and run.data.tags["state"] == "complete"
+    assert run.data.params["model.filters"] == "32"
+    assert run.data.params["optimizer._target_"] == "torch.optim.Adam"
+    assert int(run.data.params["model.n_parameters"]) > 0
+    for metric in ("train/loss", "val/loss", "val/macro_f1"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [0, 1]
+    for metric in ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy"):
+        assert run.data.metrics[f"test/{metric}"] == pytest.approx(results[f"test/{metric}"])
+    assert 0 <= results["test/macro_f1"] <= 1
+    assert run.data.tags["data_fingerprint"] and "git_commit" in run.data.tags
+
+
+def test_the_run_holds_reports_confusion_matrices_split_and_data_report(finished_run):
+    _, run, client, _ = finished_run
+    paths = set(artifact_paths(client, run.info.run_id))
+    assert {
+        "config/config.yaml",
+        "data/data_report.json",
+        "data/split.csv",
+        "data/class_counts.json",
+        "data/class_distribution_original.png",
+        "data/samples.png",
+        "evaluation/test_report.csv",
+        "evaluation/test_report.json",
+        "evaluation/test_report.txt",
+        "evaluation/test_confusion.json",
+        "evaluation/test_confusion_counts.png",
+        "evaluation/test_confusion_normalised.png",
+    } <= paths
+    confusion = json.loads(
+        mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/evaluation/test_confusion.json")
+    )
+    split = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/data/split.csv").splitlines()
+    test_rows = sum(line.endswith(",test") for line in split)
+    assert sum(map(sum, confusion["counts"])) == test_rows
+    assert split[0] == "file,identity,emotion,split"
+
+
+def test_the_logged_model_loads_and_classifies_raw_uint8_images(finished_run):
+    _, run, _, _ = finished_run
+    (model,) = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    assert model.source_run_id == run.info.run_id
+    net = mlflow.pytorch.load_model(model.model_uri)
+    info = mlflow.models.get_model_info(model.model_uri)
+    assert info.signature is not None
+    import torch
+
+    assert net(torch.zeros(3, 1, 32, 32, dtype=torch.uint8)).shape == (3, 8)
+
+
+def test_a_class_weighted_run_trains_on_the_same_data(compose, tiny_run_overrides):
+    results = train(compose(*tiny_run_overrides, "augment=class_weights"))
+    assert 0 <= results["test/macro_f1"] <= 1

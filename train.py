@@ -1,0 +1,20 @@
+"""Train one tracked run: `python train.py model.filters=32 augment=balanced`."""
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from fersweep.config import register_resolvers
+from fersweep.train import train
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    results = train(cfg, overrides=HydraConfig.get().overrides.task)
+    return results[f"{cfg.eval_split}/macro_f1"]
+
+
+if __name__ == "__main__":
+    main()
