@@ -43,3 +43,10 @@ lint: $(VENV)/.installed  ## ruff
 
 clean:  ## remove caches and Hydra outputs (keeps mlruns/)
 	rm -rf .cache outputs .pytest_cache
+
+compare: $(VENV)/.installed  ## original vs balanced, several seeds, paired bootstrap: make compare ARGS="..."
+	$(BIN)/python compare.py sweeps/compare.yaml $(ARGS)
+
+STORAGE ?=
+sweep: $(VENV)/.installed  ## Optuna sweep, original vs balanced: make sweep SWEEP=default WORKERS=2 STORAGE=postgresql://...
+	$(BIN)/python sweep.py sweeps/$(SWEEP).yaml sweep.workers=$(WORKERS) $(if $(STORAGE),sweep.storage=$(STORAGE)) $(ARGS)

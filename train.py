@@ -12,8 +12,8 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    results = train(cfg, overrides=HydraConfig.get().overrides.task)
-    return results[f"{cfg.eval_split}/macro_f1"]
+    result = train(cfg, overrides=HydraConfig.get().overrides.task)
+    return result.metrics[f"{cfg.eval_split}/macro_f1"]
 
 
 if __name__ == "__main__":

@@ -32,5 +32,5 @@ def test_a_short_run_on_a_real_subset_is_tracked(compose):
         "trainer.enable_progress_bar=false",
         "tracking.log_model=false",
     )
-    results = train(cfg)
+    results = train(cfg).metrics
     assert 0 <= results["test/macro_f1"] <= 1 and results["test/accuracy"] > 0

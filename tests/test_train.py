@@ -11,7 +11,7 @@ from fersweep.train import train
 @pytest.fixture
 def finished_run(compose, tiny_run_overrides):
     cfg = compose(*tiny_run_overrides)
-    results = train(cfg, overrides=tiny_run_overrides)
+    results = train(cfg, overrides=tiny_run_overrides).metrics
     mlflow.set_tracking_uri(cfg.tracking.tracking_uri)
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
@@ -79,5 +79,5 @@ def test_the_logged_model_loads_and_classifies_raw_uint8_images(finished_run):
 
 
 def test_a_class_weighted_run_trains_on_the_same_data(compose, tiny_run_overrides):
-    results = train(compose(*tiny_run_overrides, "augment=class_weights"))
+    results = train(compose(*tiny_run_overrides, "augment=class_weights")).metrics
     assert 0 <= results["test/macro_f1"] <= 1

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import bootstrap
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -44,11 +45,12 @@ def evaluate(
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = list(range(len(class_names)))
-    present = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
     metrics = {
         "accuracy": accuracy_score(y_true, y_pred),
-        "macro_f1": f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0),
-        "weighted_f1": f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0),
+        "macro_f1": macro_f1(y_true, y_pred),
+        "weighted_f1": f1_score(
+            y_true, y_pred, labels=_present(y_true, y_pred), average="weighted", zero_division=0
+        ),
         "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
     }
     report = classification_report(
@@ -69,3 +71,64 @@ def evaluate(
         text,
         tuple(class_names),
     )
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Macro F1 over the classes in the truth or the predictions (as torchmetrics computes it)."""
+    labels = _present(y_true, y_pred)
+    return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+
+
+def _present(y_true: np.ndarray, y_pred: np.ndarray) -> list[int]:
+    return sorted(set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist()))
+
+
+def precision_at_prevalence(confusion: np.ndarray, prevalence: np.ndarray) -> np.ndarray:
+    """P(true emotion is c | predicted c) if emotions occurred at `prevalence` (Bayes' rule).
+
+    With recall-like rates r[k, c] = P(predict c | true k) from the row-normalised confusion
+    matrix: P(c | predicted c) = r[c, c] * p[c] / sum_k r[k, c] * p[k]. A balanced or augmented
+    test set inflates plain precision for rare emotions; this re-weights it to the real world.
+    NaN where the model never predicts c.
+    """
+    totals = confusion.sum(axis=1, keepdims=True)
+    rates = np.divide(confusion, totals, out=np.zeros(confusion.shape), where=totals > 0)
+    predicted_mass = rates.T @ prevalence
+    hits = np.diag(rates) * prevalence
+    return np.divide(hits, predicted_mass, out=np.full(len(hits), np.nan), where=predicted_mass > 0)
+
+
+def paired_bootstrap_difference(
+    truth: np.ndarray,
+    baseline: Sequence[np.ndarray],
+    candidate: Sequence[np.ndarray],
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, float]:
+    """Candidate minus baseline macro F1 (each averaged over its runs), with a paired bootstrap
+    confidence interval: test images are resampled once and both arms scored on the same draw."""
+
+    def difference(sample: np.ndarray) -> float:
+        def arm(predictions: Sequence[np.ndarray]) -> float:
+            return float(np.mean([macro_f1(truth[sample], p[sample]) for p in predictions]))
+
+        return arm(candidate) - arm(baseline)
+
+    everything = np.arange(len(truth))
+    result = bootstrap(
+        (everything,),
+        difference,
+        vectorized=False,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return {
+        "difference": difference(everything),
+        "low": float(result.confidence_interval.low),
+        "high": float(result.confidence_interval.high),
+        "confidence": confidence,
+        "resamples": resamples,
+    }

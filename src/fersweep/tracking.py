@@ -82,6 +82,49 @@ class Tracker:
             mlflow.set_tag("state", "complete")
             mlflow.end_run("FINISHED")
 
+    # --- runs that outlive one process (a sweep's parents) ------------------------------------
+
+    def start_detached_run(
+        self, name: str, parent_run_id: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> str:
+        """A RUNNING run that is not this process's active run; several workers log under it."""
+        experiment_id = self.connect()
+        all_tags = {"git_commit": git_commit(), **(tags or {})}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = mlflow.MlflowClient().create_run(experiment_id, run_name=name, tags=all_tags)
+        return run.info.run_id
+
+    def end_detached_run(self, run_id: str, status: str) -> None:
+        mlflow.MlflowClient().set_terminated(run_id, status)
+
+    @contextmanager
+    def resumed(self, run_id: str) -> Iterator[Run]:
+        """Make an existing run the active one for a while, leaving its status as it was."""
+        self.connect()
+        status = mlflow.get_run(run_id).info.status
+        with mlflow.start_run(run_id=run_id) as run:
+            yield run
+        mlflow.MlflowClient().set_terminated(run_id, status)
+
+    def log_definition(self, run_id: str, definition: Mapping) -> None:
+        client = mlflow.MlflowClient()
+        client.log_dict(run_id, dict(definition), "sweep/definition.json")
+        for key, value in flatten(dict(definition)).items():
+            client.log_param(run_id, f"sweep.{key}", value)
+
+    def log_dict_to(self, run_id: str, data: Mapping, path: str) -> None:
+        mlflow.MlflowClient().log_dict(run_id, dict(data), path)
+
+    def register(self, run_id: str, name: str, tags: Mapping[str, str]) -> str:
+        """Register the model a run logged; returns the new version number."""
+        self.connect()
+        version = mlflow.register_model(f"runs:/{run_id}/model", name, tags=dict(tags))
+        return str(version.version)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+
     # --- what a training run records ---------------------------------------------------------
 
     def log_config(self, cfg: DictConfig, overrides: list[str]) -> None:
@@ -110,6 +153,22 @@ class Tracker:
     def log_figure(self, figure: plt.Figure, path: str) -> None:
         mlflow.log_figure(figure, path)
         plt.close(figure)
+
+    def log_dict(self, data: Mapping, path: str) -> None:
+        mlflow.log_dict(dict(data), path)
+
+    def log_comparison(self, report: str, summary: Mapping, figure: plt.Figure) -> None:
+        mlflow.log_text(report, "comparison/report.md")
+        mlflow.log_dict(dict(summary), "comparison/summary.json")
+        self.log_figure(figure, "comparison/confusion_side_by_side.png")
+        difference = summary["difference"]
+        mlflow.log_metrics({
+            "comparison/macro_f1_difference": difference["difference"],
+            "comparison/macro_f1_difference_low": difference["low"],
+            "comparison/macro_f1_difference_high": difference["high"],
+            **{f"comparison/{arm['arm']}/macro_f1_mean": arm["macro F1 mean"]
+               for arm in summary["arms"]},
+        })
 
     def log_model_size(self, parameters: int) -> None:
         mlflow.log_param("model.n_parameters", parameters)

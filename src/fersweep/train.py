@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import lightning.pytorch as pl
 import numpy as np
@@ -27,6 +28,22 @@ log = logging.getLogger(__name__)
 SAMPLES_PER_EMOTION = 6
 
 
+@dataclass
+class RunResult:
+    """A finished run: its metrics, and the evaluated split's truth and predictions."""
+
+    run_id: str
+    metrics: dict[str, float]
+    evaluation: Evaluation
+    truth: np.ndarray
+    probabilities: np.ndarray
+    prevalence: np.ndarray  # each emotion's share of the original images
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+
 def train(
     cfg: DictConfig,
     overrides: Sequence[str] = (),
@@ -34,7 +51,7 @@ def train(
     parent_run_id: str | None = None,
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
-) -> dict[str, float]:
+) -> RunResult:
     """Train `cfg.model` on `cfg.data`, evaluate on `cfg.eval_split`, record it all in MLflow."""
     pl.seed_everything(cfg.seed, workers=True)
     # Everything that can reject the config is built before any data is read.
@@ -46,7 +63,7 @@ def train(
     tracker: Tracker = build(cfg.tracking)
     callbacks = [build(c) for c in cfg.callbacks.values()]
 
-    with tracker.run(run_name or cfg.run_name, parent_run_id, tags):
+    with tracker.run(run_name or cfg.run_name, parent_run_id, tags) as run:
         tracker.log_config(cfg, list(overrides))
         tracker.log_model_size(count_parameters(net))
         datamodule.setup("fit")
@@ -64,21 +81,20 @@ def train(
             trainer.fit(module, datamodule=datamodule)
             best_val_f1 = float(trainer.callback_metrics["val/macro_f1_best"])
             _restore_best_weights(module, trainer)
-        evaluation = evaluate_split(trainer, module, datamodule, cfg.eval_split)
-        show_evaluation(evaluation, f"{cfg.eval_split} split")
-        tracker.log_evaluation(evaluation, cfg.eval_split)
+        split = cfg.eval_split
+        probabilities = torch.cat(
+            trainer.predict(module, dataloaders=datamodule.eval_dataloader(split))
+        ).numpy()
+        truth = datamodule.image_set.labels[datamodule.indices(split)]
+        evaluation = evaluate(truth, probabilities.argmax(axis=1))
+        show_evaluation(evaluation, f"{split} split")
+        tracker.log_evaluation(evaluation, split)
         tracker.log_model(module.net, datamodule.example_input())
-        results = {f"{cfg.eval_split}/{k}": v for k, v in evaluation.metrics.items()}
-        results["val/macro_f1_best"] = best_val_f1
-    return results
-
-
-def evaluate_split(
-    trainer: pl.Trainer, module: EmotionClassifier, datamodule: EmotionDataModule, split: str
-) -> Evaluation:
-    probabilities = torch.cat(trainer.predict(module, dataloaders=datamodule.eval_dataloader(split)))
-    truth = datamodule.image_set.labels[datamodule.indices(split)]
-    return evaluate(truth, probabilities.argmax(dim=1).numpy())
+        metrics = {f"{split}/{k}": v for k, v in evaluation.metrics.items()}
+        metrics["val/macro_f1_best"] = best_val_f1
+    return RunResult(
+        run.info.run_id, metrics, evaluation, truth, probabilities, datamodule.natural_prevalence()
+    )
 
 
 def _restore_best_weights(module: EmotionClassifier, trainer: pl.Trainer) -> None:

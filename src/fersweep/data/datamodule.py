@@ -201,6 +201,14 @@ class EmotionDataModule(pl.LightningDataModule):
         counts = np.bincount(self.image_set.labels[self.train_index], minlength=len(EMOTIONS))
         return dict(zip(EMOTIONS, counts.tolist()))
 
+    def natural_prevalence(self) -> np.ndarray:
+        """Each emotion's share of the original images (augmented copies left out)."""
+        labels = self.image_set.labels
+        if self.balancing.before_split:
+            labels = labels[~self.materialised_copy]
+        counts = np.bincount(labels, minlength=len(EMOTIONS))
+        return counts / counts.sum()
+
     def loss_weights(self) -> torch.Tensor | None:
         return self.balancing.loss_weights(
             self.image_set.labels[self.indices("train")], len(EMOTIONS)

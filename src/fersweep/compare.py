@@ -1,0 +1,234 @@
+"""Original against balanced data, measured honestly: same test split, several seeds, paired
+bootstrap on the difference, and the seed report's leaky protocol alongside for reference."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from rich.markdown import Markdown
+
+from fersweep import EMOTIONS
+from fersweep.config import build, compose_config
+from fersweep.console import console
+from fersweep.errors import ConfigError
+from fersweep.figures import confusion_pair_figure
+from fersweep.metrics import Evaluation, evaluate, paired_bootstrap_difference
+from fersweep.metrics import precision_at_prevalence
+from fersweep.tracking import Tracker
+from fersweep.train import RunResult, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ComparisonDefinition:
+    """What `sweeps/compare.yaml` says: shared overrides, the arms, the seeds, the references."""
+
+    name: str
+    base: list[str]
+    arms: dict[str, list[str]]
+    seeds: list[int]
+    bootstrap: dict[str, float]
+    references: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: Sequence[str] = ()) -> ComparisonDefinition:
+        """The definition file, with `key=value` overrides of its own keys (e.g. `seeds=[1]`)."""
+        merged = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+        raw = OmegaConf.to_container(merged, resolve=True)
+        definition = cls(**raw)
+        if len(definition.arms) != 2:
+            raise ConfigError(f"{path}: arms must name exactly two arms, got {list(definition.arms)}")
+        if not definition.seeds:
+            raise ConfigError(f"{path}: seeds must list at least one seed")
+        return definition
+
+
+@dataclass
+class ArmSummary:
+    name: str
+    runs: list[RunResult]
+
+    @property
+    def pooled(self) -> Evaluation:
+        """All seeds' predictions on the test split, pooled (for tables and confusion matrices)."""
+        return evaluate(
+            np.concatenate([r.truth for r in self.runs]),
+            np.concatenate([r.predicted for r in self.runs]),
+        )
+
+    def metric(self, name: str) -> np.ndarray:
+        return np.array([r.evaluation.metrics[name] for r in self.runs])
+
+
+def run_comparison(
+    definition: ComparisonDefinition, config_dir: Path, overrides: Sequence[str] = ()
+) -> tuple[str, str]:
+    """Train every arm and seed (and each reference) as nested MLflow runs; returns the
+    Markdown report and the parent run's id."""
+    base = [*definition.base, *overrides]
+    cfg = compose_config(config_dir, base)
+    tracker: Tracker = build(cfg.tracking)
+    with tracker.run(f"compare-{definition.name}", tags={"kind": "comparison"}) as parent:
+        tracker.log_dict(asdict(definition), "comparison/definition.json")
+        arms = {
+            arm: ArmSummary(arm, [
+                _train(config_dir, [*base, *arm_overrides, f"seed={seed}"], parent.info.run_id,
+                       f"{arm}-seed{seed}", {"arm": arm, "seed": str(seed)})
+                for seed in definition.seeds
+            ])
+            for arm, arm_overrides in definition.arms.items()
+        }
+        references = {
+            name: _train(config_dir, [*ref, *overrides], parent.info.run_id, name,
+                         {"arm": name, "protocol": "seed (leaky)"})
+            for name, ref in definition.references.items()
+        }
+        report, summary, figure = summarise(arms, references, definition.bootstrap, cfg.seed)
+        tracker.log_comparison(report, summary, figure)
+        path = Path(cfg.paths.output_dir) / "compare" / parent.info.run_id / "report.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report)
+    console.print(Markdown(report))
+    console.print(f"report written to {path} and to MLflow run {parent.info.run_id}")
+    return report, parent.info.run_id
+
+
+def _train(config_dir: Path, overrides: list[str], parent: str, name: str, tags: dict) -> RunResult:
+    cfg: DictConfig = compose_config(config_dir, overrides)
+    return train(cfg, overrides, parent_run_id=parent, run_name=name, tags=tags)
+
+
+def summarise(
+    arms: Mapping[str, ArmSummary],
+    references: Mapping[str, RunResult],
+    bootstrap: Mapping[str, float],
+    seed: int,
+):
+    """The Markdown report, its numbers as a dict, and the side-by-side confusion figure."""
+    (baseline, candidate) = arms.values()
+    truth = baseline.runs[0].truth
+    for arm in arms.values():
+        for run in arm.runs:
+            if not np.array_equal(run.truth, truth):
+                raise ConfigError(
+                    "the arms were tested on different splits; fix data.split.seed in the base "
+                    "overrides so every arm and seed shares one test split"
+                )
+    difference = paired_bootstrap_difference(
+        truth,
+        [r.predicted for r in baseline.runs],
+        [r.predicted for r in candidate.runs],
+        resamples=int(bootstrap["resamples"]),
+        confidence=float(bootstrap["confidence"]),
+        seed=seed,
+    )
+    prevalence = baseline.runs[0].prevalence
+    headline = _headline_table(arms)
+    per_class = _per_class_table(baseline, candidate)
+    bayes = _bayes_table(arms, references, prevalence)
+    reference_table = _reference_table(references)
+    figure = confusion_pair_figure(
+        baseline.pooled, candidate.pooled,
+        (f"{baseline.name} (seeds pooled)", f"{candidate.name} (seeds pooled)"),
+    )
+    lines = [
+        f"# {candidate.name} vs {baseline.name}: macro F1 on the test split",
+        "",
+        f"Test split: {len(truth)} original images, identity-disjoint from training; "
+        f"{len(baseline.runs)} seed(s) per arm.",
+        "",
+        headline.to_markdown(index=False, floatfmt=".4f"),
+        "",
+        f"**Difference ({candidate.name} − {baseline.name}) in macro F1: "
+        f"{difference['difference']:+.4f}**, {difference['confidence']:.0%} paired bootstrap "
+        f"interval [{difference['low']:+.4f}, {difference['high']:+.4f}] "
+        f"({difference['resamples']} resamples of the test images).",
+        "",
+        "## Per emotion: recall and F1 (seeds pooled)",
+        "",
+        per_class.to_markdown(floatfmt=".3f"),
+        "",
+        "## Is a predicted emotion right? Precision at the natural prevalence",
+        "",
+        "P(true emotion | predicted emotion) by Bayes' rule, with each emotion at its frequency "
+        "in the original data set (empty where the model never predicts it). The seed report's "
+        "appendix computed this the wrong way round; its plain precision, measured on a test set "
+        "the augmentation made balanced, is shown *as measured*.",
+        "",
+        bayes.to_markdown(floatfmt=".3f"),
+    ]
+    if len(reference_table):
+        lines += [
+            "",
+            "## The seed report's protocol (leaky), for reference",
+            "",
+            "Random split (a person may be in training and test); `seed_balanced` augments "
+            "before splitting, so augmented copies of training images sit in its test set.",
+            "",
+            reference_table.to_markdown(index=False, floatfmt=".4f"),
+        ]
+    summary = {
+        "difference": difference,
+        "arms": headline.to_dict(orient="records"),
+        "per_class": per_class.reset_index().to_dict(orient="records"),
+        "precision_at_prevalence": bayes.reset_index().to_dict(orient="records"),
+        "references": reference_table.to_dict(orient="records"),
+    }
+    return "\n".join(lines) + "\n", summary, figure
+
+
+def _headline_table(arms: Mapping[str, ArmSummary]) -> pd.DataFrame:
+    rows = []
+    for arm in arms.values():
+        f1 = arm.metric("macro_f1")
+        rows.append({
+            "arm": arm.name,
+            "macro F1 mean": f1.mean(),
+            "macro F1 sd": f1.std(ddof=1) if len(f1) > 1 else 0.0,
+            "accuracy": arm.metric("accuracy").mean(),
+            "balanced accuracy": arm.metric("balanced_accuracy").mean(),
+            "runs": len(arm.runs),
+        })
+    return pd.DataFrame(rows)
+
+
+def _per_class_table(baseline: ArmSummary, candidate: ArmSummary) -> pd.DataFrame:
+    left, right = baseline.pooled.per_class, candidate.pooled.per_class
+    return pd.DataFrame({
+        "support": left["support"] // len(baseline.runs),
+        f"recall {baseline.name}": left["recall"],
+        f"recall {candidate.name}": right["recall"],
+        f"F1 {baseline.name}": left["f1-score"],
+        f"F1 {candidate.name}": right["f1-score"],
+    })
+
+
+def _bayes_table(arms, references, prevalence: np.ndarray) -> pd.DataFrame:
+    table = pd.DataFrame({"prevalence": prevalence}, index=pd.Index(EMOTIONS, name="emotion"))
+    # The honest test split has the natural prevalence already, so only the references' plain
+    # precision (measured on their own, possibly augmented, test sets) is shown beside.
+    for arm in arms.values():
+        table[arm.name] = precision_at_prevalence(arm.pooled.confusion, prevalence)
+    for name, run in references.items():
+        table[name] = precision_at_prevalence(run.evaluation.confusion, prevalence)
+        table[f"{name} as measured"] = run.evaluation.per_class["precision"].to_numpy()
+    return table
+
+
+def _reference_table(references: Mapping[str, RunResult]) -> pd.DataFrame:
+    return pd.DataFrame([
+        {
+            "experiment": name,
+            "test images": len(run.truth),
+            "accuracy": run.evaluation.metrics["accuracy"],
+            "macro F1": run.evaluation.metrics["macro_f1"],
+        }
+        for name, run in references.items()
+    ])

@@ -1,0 +1,348 @@
+"""Optuna sweeps over the Hydra config: one study per arm, Lightning trials, MLflow runs.
+
+Each trial's config is composed by Hydra from the sweep's overrides plus the sampled values,
+so any trial can be re-run as `python train.py <its overrides>` (kept in the trial's
+`overrides` attribute and its MLflow run's `overrides` tag).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+import torch
+from omegaconf import OmegaConf
+from rich.markdown import Markdown
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+from optuna_integration import PyTorchLightningPruningCallback
+
+from fersweep.compare import ArmSummary, summarise
+from fersweep.config import build, compose_config
+from fersweep.console import console
+from fersweep.errors import ConfigError, FersweepError
+from fersweep.search_space import Param, as_overrides, parse_search_space
+from fersweep.study_storage import (
+    check_url,
+    counted_trials,
+    heartbeat,
+    open_storage,
+    storage_lock,
+)
+from fersweep.tracking import Tracker
+from fersweep.train import RunResult, train
+
+log = logging.getLogger(__name__)
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+SWEEP_RUN_ATTR = "mlflow_sweep_run_id"
+
+
+@dataclass
+class SweepDefinition:
+    """A `sweeps/*.yaml` file: see sweeps/default.yaml for every key explained."""
+
+    name: str
+    base: list[str]
+    arms: dict[str, dict[str, Any]]
+    search_space: dict[str, dict[str, Any]]
+    objective: dict[str, str]
+    trials: int | None
+    timeout_minutes: float | None
+    sampler: dict[str, Any]
+    pruner: dict[str, Any]
+    storage: str | None
+    heartbeat_seconds: int
+    max_retry: int
+    workers: int
+    seed: int
+    bootstrap: dict[str, float]
+    registered_model: str
+    description: str = ""
+    params: list[Param] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.trials is None and self.timeout_minutes is None:
+            raise ConfigError("sweep: set trials, timeout_minutes or both, or it never ends")
+        if self.trials is not None and self.trials <= 0:
+            raise ConfigError(f"sweep.trials={self.trials}: must be positive")
+        if self.workers <= 0:
+            raise ConfigError(f"sweep.workers={self.workers}: must be positive")
+        if self.objective.get("direction") not in ("maximize", "minimize"):
+            raise ConfigError(f"sweep.objective.direction={self.objective.get('direction')!r}")
+        if not self.arms:
+            raise ConfigError("sweep.arms: name at least one arm")
+        self.params = parse_search_space(self.search_space)
+        for arm, spec in self.arms.items():
+            unknown = set(spec) - {"overrides", "search_space"}
+            if unknown:
+                raise ConfigError(f"sweep.arms.{arm}: unknown key(s) {sorted(unknown)}")
+            parse_search_space(spec.get("search_space") or {})
+        if self.storage:
+            check_url(self.storage)
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: Sequence[str] = ()) -> SweepDefinition:
+        """The definition file, with `key=value` overrides of its own keys (`trials=4`)."""
+        merged = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+        return cls(**OmegaConf.to_container(merged, resolve=True))
+
+    def arm_params(self, arm: str) -> list[Param]:
+        return [*self.params, *parse_search_space(self.arms[arm].get("search_space") or {})]
+
+    def study_name(self, arm: str) -> str:
+        return f"{self.name}-{arm}"
+
+
+@dataclass
+class Sweep:
+    """A sweep definition bound to the project's configs and the user's extra overrides."""
+
+    definition: SweepDefinition
+    config_dir: Path
+    overrides: list[str]
+
+    def trial_overrides(self, arm: str, sampled: dict[str, Any]) -> list[str]:
+        d = self.definition
+        return [
+            *d.base,
+            *d.arms[arm].get("overrides", []),
+            *as_overrides(sampled),
+            *self.overrides,
+            f"seed={d.seed}",
+        ]
+
+    def base_config(self):
+        return compose_config(self.config_dir, [*self.definition.base, *self.overrides])
+
+    def storage_url(self) -> str:
+        return self.definition.storage or f"sqlite:///{self.base_config().paths.mlruns_dir}/optuna.db"
+
+    def storage(self) -> RDBStorage:
+        d = self.definition
+        return open_storage(self.storage_url(), d.heartbeat_seconds, d.max_retry)
+
+    def open_study(self, arm: str, worker: int = 0) -> optuna.Study:
+        d = self.definition
+        storage = self.storage()
+        # Each worker gets its own sampler seed, or parallel workers would propose the same values.
+        sampler = build(OmegaConf.create(d.sampler), seed=d.seed + worker)
+        return optuna.create_study(
+            study_name=d.study_name(arm),
+            storage=storage,
+            sampler=sampler,
+            pruner=build(OmegaConf.create(d.pruner)),
+            direction=d.objective["direction"],
+            load_if_exists=True,
+        )
+
+    def check(self) -> None:
+        """Compose and build one trial config per arm before any training: bad keys fail here."""
+        for arm in self.definition.arms:
+            sampled = {p.key: p.example() for p in self.definition.arm_params(arm)}
+            try:
+                cfg = compose_config(self.config_dir, self.trial_overrides(arm, sampled))
+            except Exception as error:  # Hydra's composition errors name the bad override
+                raise ConfigError(f"sweep arm {arm!r}: {error}") from error
+            build(cfg.model)
+            build(cfg.augment)
+            build(cfg.optimizer)
+
+
+# --- running trials -------------------------------------------------------------------------
+
+
+def run_sweep(sweep: Sweep) -> dict[str, Any]:
+    """Run (or resume) every arm with `workers` processes, then finish: best trials retrained
+    on the test split, the champion registered, and the arms compared."""
+    d = sweep.definition
+    sweep.check()
+    sweep_run_id = ensure_parent_runs(sweep)
+    if d.workers == 1:
+        work(sweep, worker=0)
+    else:
+        context = multiprocessing.get_context("spawn")
+        processes = [
+            context.Process(target=work, args=(sweep, index), name=f"fersweep-worker-{index}")
+            for index in range(d.workers)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+    return finish(sweep, sweep_run_id)
+
+
+def ensure_parent_runs(sweep: Sweep) -> str:
+    """The sweep's MLflow run and one nested run per arm, created once and found again on resume
+    (their ids live in the studies' user attributes)."""
+    d = sweep.definition
+    tracker: Tracker = build(sweep.base_config().tracking)
+    tracker.connect()
+    studies = {arm: sweep.open_study(arm) for arm in d.arms}
+    first = next(iter(studies.values()))
+    with storage_lock(sweep.storage(), f"{d.name}-parents"):
+        sweep_run_id = first.user_attrs.get(SWEEP_RUN_ATTR)
+        if sweep_run_id is None:
+            sweep_run_id = tracker.start_detached_run(
+                f"sweep-{d.name}", tags={"kind": "sweep", "sweep": d.name}
+            )
+            tracker.log_definition(sweep_run_id, asdict_definition(d))
+        for arm, study in studies.items():
+            study.set_user_attr(SWEEP_RUN_ATTR, sweep_run_id)
+            if PARENT_RUN_ATTR not in study.user_attrs:
+                run_id = tracker.start_detached_run(
+                    f"{d.name}/{arm}",
+                    parent_run_id=sweep_run_id,
+                    tags={"kind": "sweep-arm", "sweep": d.name, "arm": arm,
+                          "study": d.study_name(arm)},
+                )
+                study.set_user_attr(PARENT_RUN_ATTR, run_id)
+    return sweep_run_id
+
+
+def asdict_definition(d: SweepDefinition) -> dict:
+    return {k: v for k, v in asdict(d).items() if k != "params"}
+
+
+def work(sweep: Sweep, worker: int) -> None:
+    """One worker: takes trials of each arm in turn until the arm's budget is spent."""
+    _share_machine(worker, sweep.definition.workers)
+    for arm in sweep.definition.arms:
+        study = sweep.open_study(arm, worker)
+        deadline = _deadline(study, sweep.definition.timeout_minutes)
+        while (trial := _next_trial(sweep, study, deadline)) is not None:
+            _run_trial(sweep, study, arm, trial)
+
+
+def _share_machine(worker: int, workers: int) -> None:
+    """Split the CPU cores between workers, and give each its own GPU when there are several."""
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        gpus = torch.cuda.device_count()
+        if gpus > 1:
+            torch.cuda.set_device(worker % gpus)
+
+
+def _deadline(study: optuna.Study, timeout_minutes: float | None) -> float | None:
+    """The arm's time budget counts from its first trial, so a resumed sweep keeps it."""
+    if timeout_minutes is None:
+        return None
+    starts = [t.datetime_start for t in study.get_trials(deepcopy=False) if t.datetime_start]
+    started = min(starts).timestamp() if starts else time.time()
+    return started + timeout_minutes * 60
+
+
+def _next_trial(sweep: Sweep, study: optuna.Study, deadline: float | None) -> optuna.Trial | None:
+    """The next trial, or None when the budget is spent. Asking happens under the study's lock,
+    so concurrent workers never overshoot the trial count."""
+    optuna.storages.fail_stale_trials(study)
+    if deadline is not None and time.time() >= deadline:
+        return None
+    with storage_lock(sweep.storage(), study.study_name):
+        limit = sweep.definition.trials
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if limit is not None and counted_trials(study) >= limit and not waiting:
+            return None
+        return study.ask()
+
+
+def _run_trial(sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial) -> None:
+    d = sweep.definition
+    sampled = {p.key: p.suggest(trial) for p in d.arm_params(arm)}
+    overrides = sweep.trial_overrides(arm, sampled)
+    trial.set_user_attr("overrides", overrides)
+    trial.set_user_attr("arm", arm)
+    metric = d.objective["metric"]
+    tags = {"arm": arm, "sweep": d.name, "study": study.study_name,
+            "optuna_trial": str(trial.number), "kind": "trial"}
+    with heartbeat(sweep.storage(), trial):
+        try:
+            cfg = compose_config(sweep.config_dir, [*overrides, "eval_split=val",
+                                                    "tracking.log_model=false"])
+            pruning = PyTorchLightningPruningCallback(trial, monitor=d.objective["monitor"])
+            result = train(
+                cfg, overrides, extra_callbacks=[pruning],
+                parent_run_id=study.user_attrs[PARENT_RUN_ATTR],
+                run_name=f"{arm}-trial-{trial.number}", tags=tags,
+            )
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            console.print(f"[yellow]{arm} trial {trial.number} pruned[/yellow]")
+            return
+        except Exception as error:  # a crashed trial is recorded and the sweep goes on
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
+            study.tell(trial, state=TrialState.FAIL)
+            console.print(f"[red]{arm} trial {trial.number} failed: {error}[/red]")
+            log.debug("trial %s failed", trial.number, exc_info=True)
+            return
+    trial.set_user_attr("mlflow_run_id", result.run_id)
+    study.tell(trial, result.metrics[metric])
+    console.print(f"{arm} trial {trial.number}: {metric} = {result.metrics[metric]:.4f}")
+
+
+# --- finishing ------------------------------------------------------------------------------
+
+
+def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
+    """Plots and the trial table per arm, each arm's best config retrained and tested, the
+    best overall registered as `champion`, and the arms compared on the test split."""
+    from fersweep.sweep_report import log_study
+
+    d = sweep.definition
+    tracker: Tracker = build(sweep.base_config().tracking)
+    best: dict[str, tuple[optuna.trial.FrozenTrial, RunResult]] = {}
+    for arm in d.arms:
+        study = sweep.open_study(arm)
+        parent = study.user_attrs[PARENT_RUN_ATTR]
+        log_study(tracker, study, parent)
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not completed:
+            console.print(f"[red]{arm}: no completed trial, nothing to retrain[/red]")
+            tracker.end_detached_run(parent, "FAILED")
+            continue
+        trial = study.best_trial
+        console.print(f"{arm}: best trial {trial.number}, {d.objective['metric']} = {trial.value:.4f}")
+        cfg = compose_config(sweep.config_dir, [*trial.user_attrs["overrides"], "eval_split=test"])
+        result = train(cfg, trial.user_attrs["overrides"], parent_run_id=parent,
+                       run_name=f"{arm}-best", tags={"arm": arm, "sweep": d.name,
+                       "kind": "best", "optuna_trial": str(trial.number)})
+        best[arm] = (trial, result)
+        tracker.end_detached_run(parent, "FINISHED")
+    outcome = {"best": {arm: {"trial": t.number, "value": t.value, "params": t.params,
+                              "test_macro_f1": r.metrics["test/macro_f1"], "run_id": r.run_id}
+                        for arm, (t, r) in best.items()}}
+    if best:
+        outcome["champion"] = register_models(tracker, d, best)
+    if len(best) == 2:
+        with tracker.resumed(sweep_run_id):
+            report, summary, figure = summarise(
+                {arm: ArmSummary(arm, [r]) for arm, (_, r) in best.items()}, {},
+                d.bootstrap, d.seed)
+            tracker.log_comparison(report, summary, figure)
+        console.print(Markdown(report))
+    tracker.log_dict_to(sweep_run_id, outcome, "sweep/outcome.json")
+    tracker.end_detached_run(sweep_run_id, "FINISHED")
+    return outcome
+
+
+def register_models(tracker: Tracker, d: SweepDefinition, best) -> dict[str, Any]:
+    """Register each arm's best model; the alias `champion` goes to the best by the sweep's
+    objective (validation), never by test score."""
+    versions = {
+        arm: tracker.register(result.run_id, d.registered_model, {"arm": arm, "sweep": d.name,
+                              "validation_" + d.objective["metric"].replace("/", "_"): str(t.value)})
+        for arm, (t, result) in best.items()
+    }
+    pick = max if d.objective["direction"] == "maximize" else min
+    champion_arm = pick(best, key=lambda arm: best[arm][0].value)
+    tracker.set_alias(d.registered_model, "champion", versions[champion_arm])
+    console.print(f"champion: {d.registered_model} version {versions[champion_arm]} ({champion_arm})")
+    return {"arm": champion_arm, "version": versions[champion_arm], "model": d.registered_model}

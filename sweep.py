@@ -1,0 +1,26 @@
+"""Run or resume a sweep.
+
+    python sweep.py [sweeps/default.yaml] [sweep.<key>=<value> ...] [<config override> ...]
+
+`sweep.trials=10 sweep.workers=2 sweep.storage=postgresql://...` change the definition; any
+other override applies to every trial (e.g. `trainer.max_epochs=3`).
+"""
+
+import sys
+from pathlib import Path
+
+from fersweep.sweep import Sweep, SweepDefinition, run_sweep
+
+ROOT = Path(__file__).resolve().parent
+PREFIX = "sweep."
+
+
+def main(argv: list[str]) -> None:
+    path = argv.pop(0) if argv and argv[0].endswith(".yaml") else ROOT / "sweeps/default.yaml"
+    own = [a.removeprefix(PREFIX) for a in argv if a.startswith(PREFIX)]
+    overrides = [a for a in argv if not a.startswith(PREFIX)]
+    run_sweep(Sweep(SweepDefinition.load(path, own), ROOT / "conf", overrides))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
