@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -75,9 +75,24 @@ def compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Di
 
 @pytest.fixture
 def tiny_run_overrides(tiny_dataset: Path) -> list[str]:
+    return tiny_overrides(tiny_dataset)
+
+
+@pytest.fixture(scope="module")
+def module_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[str]]]:
+    """A folder and overrides shared by a module's tests that inspect one expensive run."""
+    folder = tmp_path_factory.mktemp("workspace")
+    write_legend_dataset(folder / "facial_expressions")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("FERSWEEP_DATA", raising=False)
+        yield folder, [f"paths.root_dir={folder}", *tiny_overrides(folder / "facial_expressions")]
+
+
+def tiny_overrides(dataset: Path) -> list[str]:
     """Overrides for a fast CPU training run on the tiny data set."""
     return [
-        f"data.root={tiny_dataset}",
+        f"data.root={dataset}",
         "data.download.enabled=false",
         "data.local_copies=[]",
         "data.preprocess.size=32",
@@ -85,6 +100,5 @@ def tiny_run_overrides(tiny_dataset: Path) -> list[str]:
         "trainer.accelerator=cpu",
         "trainer.max_epochs=2",
         "trainer.enable_progress_bar=false",
-        "optimizer=adam",
         "model.dense_units=[32]",
     ]

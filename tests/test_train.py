@@ -5,13 +5,16 @@ import json
 import mlflow
 import pytest
 
+from fersweep.config import compose_config
 from fersweep.train import train
+from tests.conftest import CONFIG_DIR
 
 
-@pytest.fixture
-def finished_run(compose, tiny_run_overrides):
-    cfg = compose(*tiny_run_overrides)
-    results = train(cfg, overrides=tiny_run_overrides).metrics
+@pytest.fixture(scope="module")
+def finished_run(module_workspace):
+    _, overrides = module_workspace
+    cfg = compose_config(CONFIG_DIR, overrides)
+    results = train(cfg, overrides=overrides).metrics
     mlflow.set_tracking_uri(cfg.tracking.tracking_uri)
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
@@ -28,7 +31,7 @@ def test_the_run_holds_config_metrics_per_epoch_and_test_scores(finished_run):
     results, run, client, cfg = finished_run
     assert run.info.status == "FINISHED" and run.data.tags["state"] == "complete"
     assert run.data.params["model.filters"] == "32"
-    assert run.data.params["optimizer._target_"] == "torch.optim.Adam"
+    assert run.data.params["optimizer._target_"] == "torch.optim.Adadelta"
     assert int(run.data.params["model.n_parameters"]) > 0
     for metric in ("train/loss", "val/loss", "val/macro_f1"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [0, 1]

@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -219,6 +220,7 @@ def work(sweep: Sweep, worker: int) -> None:
         study = sweep.open_study(arm, worker)
         deadline = _deadline(study, sweep.definition.timeout_minutes)
         while (trial := _next_trial(sweep, study, deadline)) is not None:
+            trial.set_user_attr("worker", worker)
             _run_trial(sweep, study, arm, trial)
 
 
@@ -243,7 +245,9 @@ def _deadline(study: optuna.Study, timeout_minutes: float | None) -> float | Non
 def _next_trial(sweep: Sweep, study: optuna.Study, deadline: float | None) -> optuna.Trial | None:
     """The next trial, or None when the budget is spent. Asking happens under the study's lock,
     so concurrent workers never overshoot the trial count."""
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     if deadline is not None and time.time() >= deadline:
         return None
     with storage_lock(sweep.storage(), study.study_name):
@@ -251,7 +255,10 @@ def _next_trial(sweep: Sweep, study: optuna.Study, deadline: float | None) -> op
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if limit is not None and counted_trials(study) >= limit and not waiting:
             return None
-        return study.ask()
+        with warnings.catch_warnings():
+            # fersweep records heartbeats itself (study_storage.heartbeat) for asked trials.
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed")
+            return study.ask()
 
 
 def _run_trial(sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial) -> None:

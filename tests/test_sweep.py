@@ -1,0 +1,203 @@
+"""A tiny sweep on a tiny data set: trials counted exactly, pruning, failures, resume, MLflow
+nesting, the champion, and two workers sharing one study on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from fersweep.errors import ConfigError
+from fersweep.sweep import PARENT_RUN_ATTR, SWEEP_RUN_ATTR, Sweep, SweepDefinition, run_sweep
+from tests.conftest import CONFIG_DIR, PROJECT_ROOT
+
+TINY = PROJECT_ROOT / "sweeps" / "tiny.yaml"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+def definition(tmp_path: Path, **changes) -> Path:
+    """sweeps/tiny.yaml with some keys replaced, written to the test's folder."""
+    spec = yaml.safe_load(TINY.read_text())
+    spec.update(changes)
+    path = tmp_path / f"sweep-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture
+def sweep_overrides(tmp_path, tiny_run_overrides, monkeypatch) -> list[str]:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return [f"paths.root_dir={tmp_path}", *tiny_run_overrides]
+
+
+def make_sweep(path: Path, overrides: list[str], **own) -> Sweep:
+    own_overrides = [f"{k}={v}" for k, v in own.items()]
+    return Sweep(SweepDefinition.load(path, own_overrides), CONFIG_DIR, overrides)
+
+
+def client_for(sweep: Sweep) -> mlflow.MlflowClient:
+    mlflow.set_tracking_uri(sweep.base_config().tracking.tracking_uri)
+    return mlflow.MlflowClient()
+
+
+def runs_by_kind(sweep: Sweep, kind: str):
+    client = client_for(sweep)
+    experiment = client.get_experiment_by_name(sweep.base_config().tracking.experiment)
+    return client.search_runs([experiment.experiment_id], f"tags.kind = '{kind}'")
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(module_workspace):
+    _, overrides = module_workspace
+    sweep = make_sweep(TINY, overrides)
+    outcome = run_sweep(sweep)
+    return sweep, outcome
+
+
+def test_each_arm_runs_exactly_the_requested_trials(finished_sweep):
+    sweep, _ = finished_sweep
+    for arm in ("original", "balanced"):
+        study = sweep.open_study(arm)
+        assert len(study.trials) == 3
+        assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+
+
+def test_trials_are_nested_mlflow_runs_under_their_arm_under_the_sweep(finished_sweep):
+    sweep, _ = finished_sweep
+    (sweep_run,) = runs_by_kind(sweep, "sweep")
+    arms = runs_by_kind(sweep, "sweep-arm")
+    assert {r.data.tags["arm"] for r in arms} == {"original", "balanced"}
+    trials = runs_by_kind(sweep, "trial")
+    assert len(trials) == 6
+    for arm_run in arms:
+        assert arm_run.data.tags["mlflow.parentRunId"] == sweep_run.info.run_id
+        study = sweep.open_study(arm_run.data.tags["arm"])
+        assert study.user_attrs[PARENT_RUN_ATTR] == arm_run.info.run_id
+        mine = [t for t in trials if t.data.tags["arm"] == arm_run.data.tags["arm"]]
+        assert {t.data.tags["mlflow.parentRunId"] for t in mine} == {arm_run.info.run_id}
+        states = {int(t.data.tags["optuna_trial"]): t.data.tags["state"] for t in mine}
+        assert states == {t.number: t.state.name.lower() for t in study.trials}
+        assert arm_run.data.metrics["trials/complete"] >= 1
+
+
+def test_the_arm_run_holds_the_study_plots_table_and_best_params(finished_sweep):
+    sweep, _ = finished_sweep
+    arm_run = runs_by_kind(sweep, "sweep-arm")[0]
+    client = client_for(sweep)
+    files = {f.path for f in client.list_artifacts(arm_run.info.run_id, "study/plots")}
+    for plot in ("optimization_history", "intermediate_values", "parallel_coordinate"):
+        assert {f"study/plots/{plot}.html", f"study/plots/{plot}.png"} <= files
+    assert "study/trials.csv" in {f.path for f in client.list_artifacts(arm_run.info.run_id, "study")}
+    assert "best.model.filters" in arm_run.data.params
+
+
+def test_the_best_trials_are_tested_registered_and_the_champion_loads(finished_sweep):
+    sweep, outcome = finished_sweep
+    best_runs = runs_by_kind(sweep, "best")
+    assert len(best_runs) == 2 and all("test/macro_f1" in r.data.metrics for r in best_runs)
+    client = client_for(sweep)
+    champion = client.get_model_version_by_alias("fersweep-emotion", "champion")
+    assert champion.tags["arm"] == outcome["champion"]["arm"]
+    best_value = max(v["value"] for v in outcome["best"].values())
+    assert outcome["best"][champion.tags["arm"]]["value"] == best_value
+    net = mlflow.pytorch.load_model("models:/fersweep-emotion@champion")
+    assert net(torch.zeros(2, 1, 32, 32, dtype=torch.uint8)).shape == (2, 8)
+    (sweep_run,) = runs_by_kind(sweep, "sweep")
+    assert "comparison/macro_f1_difference" in sweep_run.data.metrics
+    assert sweep_run.info.status == "FINISHED"
+
+
+def test_running_the_sweep_again_resumes_the_same_study(tmp_path, sweep_overrides):
+    path = definition(tmp_path, arms={"original": {"overrides": ["augment=none"]}})
+    run_sweep(make_sweep(path, sweep_overrides, trials=2))
+    first_parent = make_sweep(path, sweep_overrides).open_study("original").user_attrs
+    sweep = make_sweep(path, sweep_overrides, trials=3)
+    run_sweep(sweep)
+    study = sweep.open_study("original")
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert study.user_attrs[PARENT_RUN_ATTR] == first_parent[PARENT_RUN_ATTR]
+    assert study.user_attrs[SWEEP_RUN_ATTR] == first_parent[SWEEP_RUN_ATTR]
+    assert len(runs_by_kind(sweep, "sweep-arm")) == 1
+
+
+def test_pruned_trials_are_recorded_as_pruned_in_optuna_and_mlflow(tmp_path, sweep_overrides):
+    path = definition(
+        tmp_path,
+        arms={"original": {"overrides": ["augment=none"]}},
+        pruner={"_target_": "optuna.pruners.ThresholdPruner", "lower": 1.1},  # prunes all
+    )
+    sweep = make_sweep(path, sweep_overrides, trials=2)
+    run_sweep(sweep)
+    assert [t.state for t in sweep.open_study("original").trials] == [TrialState.PRUNED] * 2
+    trials = runs_by_kind(sweep, "trial")
+    assert {(r.info.status, r.data.tags["state"]) for r in trials} == {("KILLED", "pruned")}
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, sweep_overrides):
+    # SGD accepts a NaN learning rate, so the loss turns NaN mid-training: a runtime fault.
+    path = definition(
+        tmp_path,
+        arms={
+            "broken": {"overrides": ["augment=none", "optimizer=sgd", "optimizer.lr=nan"]},
+            "original": {"overrides": ["augment=none"]},
+        },
+        search_space={"model.filters": {"type": "int", "low": 4, "high": 8, "step": 4}},
+    )
+    sweep = make_sweep(path, sweep_overrides, trials=2)
+    outcome = run_sweep(sweep)
+    broken = sweep.open_study("broken").trials
+    assert [t.state for t in broken] == [TrialState.FAIL] * 2
+    assert "loss became nan" in broken[0].user_attrs["error"]
+    assert all(t.state == TrialState.COMPLETE for t in sweep.open_study("original").trials)
+    failed = [r for r in runs_by_kind(sweep, "trial") if r.data.tags["arm"] == "broken"]
+    assert {r.info.status for r in failed} == {"FAILED"}
+    assert "loss became nan" in failed[0].data.tags["error"]
+    assert outcome["champion"]["arm"] == "original"
+
+
+def test_a_bad_search_space_fails_before_any_training(tmp_path, sweep_overrides):
+    path = definition(tmp_path, search_space={"model.filters": {"type": "categorical",
+                                                                 "choices": []}})
+    with pytest.raises(ConfigError, match="search_space.model.filters.choices is empty"):
+        make_sweep(path, sweep_overrides)
+    path = definition(tmp_path, search_space={"model.no_such_key": {"type": "int", "low": 1,
+                                                                     "high": 2}})
+    with pytest.raises(ConfigError, match="no_such_key"):
+        run_sweep(make_sweep(path, sweep_overrides))
+
+
+@pytest.fixture
+def postgres_database():
+    import psycopg
+
+    name = f"fersweep_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(f"{POSTGRES}/postgres", connect_timeout=5, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{POSTGRES}/{name}"
+    from fersweep.study_storage import _OPEN
+
+    for key in [k for k in _OPEN if name in k[0]]:
+        _OPEN.pop(key).engine.dispose()
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.mark.postgres
+def test_two_workers_share_one_postgresql_study_with_exact_trial_count(
+    tmp_path, sweep_overrides, postgres_database
+):
+    path = definition(tmp_path, arms={"original": {"overrides": ["augment=none"]}})
+    sweep = make_sweep(path, sweep_overrides, trials=5, workers=2, storage=postgres_database)
+    run_sweep(sweep)
+    study = optuna.load_study(study_name="tiny-original", storage=postgres_database)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3, 4]
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    workers = {t.user_attrs["worker"] for t in study.trials}
+    assert workers == {0, 1}
+    assert len(runs_by_kind(sweep, "trial")) == 5
