@@ -50,3 +50,6 @@ compare: $(VENV)/.installed  ## original vs balanced, several seeds, paired boot
 STORAGE ?=
 sweep: $(VENV)/.installed  ## Optuna sweep, original vs balanced: make sweep SWEEP=default WORKERS=2 STORAGE=postgresql://...
 	$(BIN)/python sweep.py sweeps/$(SWEEP).yaml sweep.workers=$(WORKERS) $(if $(STORAGE),sweep.storage=$(STORAGE)) $(ARGS)
+
+bench: $(VENV)/.installed  ## speed on the real data: table, JSON in bench/results/, an MLflow run
+	$(BIN)/python bench.py $(ARGS)

@@ -1,0 +1,218 @@
+"""`make bench`: speed where it matters, measured on the real data, printed, saved, tracked."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import mlflow
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from rich.table import Table
+
+from fersweep import EMOTIONS
+from fersweep.config import build, compose_config
+from fersweep.console import console
+from fersweep.data.datamodule import EmotionDataModule
+from fersweep.model import EmotionClassifier
+from fersweep.sweep import Sweep, SweepDefinition, run_sweep
+from fersweep.tracking import Tracker
+from fersweep.train import train
+
+
+class EpochTimer(pl.Callback):
+    """Wall time of each training epoch (the training loop only, validation excluded)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def run_bench(root: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    config_dir = root / "conf"
+    overrides = list(settings["overrides"])
+    compose = lambda *extra: compose_config(config_dir, [*overrides, *extra])  # noqa: E731
+    results: dict[str, Any] = {"machine": machine(), "settings": settings}
+    results["preprocessing"] = bench_preprocessing(compose("augment=balanced"))
+    results["training"] = {}
+    for model in settings["models"]:
+        cfg = compose(f"model={model}", "augment=balanced")
+        results["training"][model] = bench_training(cfg, settings)
+    results["end_to_end"] = bench_end_to_end(compose(*settings["end_to_end"],
+                                                     "tracking.experiment=fersweep-bench"))
+    results["sweep"] = bench_sweep(root, settings, overrides)
+    return results
+
+
+def machine() -> dict[str, Any]:
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_threads": torch.get_num_threads(), "torch": torch.__version__}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def bench_preprocessing(cfg) -> dict[str, float]:
+    """Images/s decoding every JPEG (cache off), and loading the same arrays from the cache."""
+    cold = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+    cold.cache_dir = None
+    start = time.perf_counter()
+    cold.setup()
+    cold_seconds = time.perf_counter() - start
+    count = len(cold.image_set.records)
+    warm = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+    warm.setup()  # fills the cache if it was empty
+    warm = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+    start = time.perf_counter()
+    warm.setup()
+    warm_seconds = time.perf_counter() - start
+    return {"images": count, "cold_images_per_s": count / cold_seconds,
+            "warm_images_per_s": count / warm_seconds, "warm_over_cold": cold_seconds / warm_seconds}
+
+
+def bench_training(cfg, settings: dict[str, Any]) -> dict[str, float]:
+    """Lightning epochs on the real loader (balanced arm, on-the-fly augmentation) against a
+    bare PyTorch loop over in-memory tensors, and the loader alone against the model's rate."""
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule: EmotionDataModule = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+    datamodule.setup()
+    timer = EpochTimer()
+    module = EmotionClassifier(build(cfg.model), build(cfg.optimizer), len(EMOTIONS))
+    trainer = build(cfg.trainer, callbacks=[timer], max_epochs=settings["epochs"],
+                    enable_checkpointing=False, limit_val_batches=0, enable_progress_bar=False)
+    trainer.fit(module, datamodule=datamodule)
+    per_epoch = len(datamodule.train_dataset())
+    lightning_rate = per_epoch / float(np.mean(timer.seconds[1:]))
+    bare_rate = bare_loop_rate(cfg, datamodule, settings["bare_batches"])
+    loader_rate = loader_only_rate(datamodule, settings["loader_batches"])
+    return {
+        "train_images_per_epoch": per_epoch,
+        "lightning_images_per_s": lightning_rate,
+        "bare_loop_images_per_s": bare_rate,
+        "lightning_over_bare": lightning_rate / bare_rate,
+        "loader_images_per_s": loader_rate,
+        "loader_over_model": loader_rate / bare_rate,
+    }
+
+
+def bare_loop_rate(cfg, datamodule: EmotionDataModule, batches: int) -> float:
+    """The same network and optimizer stepping over preloaded tensors: the ceiling."""
+    device = torch.device("cuda" if cfg.trainer.precision.startswith("bf16") else "cpu")
+    net = build(cfg.model).to(device)
+    optimizer = build(cfg.optimizer)(net.parameters())
+    images = torch.from_numpy(datamodule.image_set.images.transpose(0, 3, 1, 2).copy()).to(device)
+    labels = torch.from_numpy(datamodule.image_set.labels).to(device)
+    size = datamodule.batch_size
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    start = 0.0
+    for step in range(batches + 5):
+        if step == 5:
+            _sync(device)
+            start = time.perf_counter()
+        index = torch.randint(0, len(labels), (size,), device=device)
+        with autocast:
+            loss = torch.nn.functional.cross_entropy(net(images[index]).float(), labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    _sync(device)
+    return batches * size / (time.perf_counter() - start)
+
+
+def loader_only_rate(datamodule: EmotionDataModule, batches: int) -> float:
+    loader = datamodule.train_dataloader()
+    iterator = iter(loader)
+    next(iterator)
+    start, delivered = time.perf_counter(), 0
+    for _, (images, _) in zip(range(batches), iterator):
+        delivered += len(images)
+    return delivered / (time.perf_counter() - start)
+
+
+def bench_end_to_end(cfg) -> dict[str, float]:
+    start = time.perf_counter()
+    result = train(cfg, run_name="bench-end-to-end")
+    return {"seconds": time.perf_counter() - start, "test_accuracy": result.metrics["test/accuracy"]}
+
+
+def bench_sweep(root: Path, settings: dict[str, Any], overrides: list[str]) -> dict[str, float]:
+    """Finished (complete + pruned) trials per hour of a fixed small sweep, pruned and not."""
+    rates = {}
+    for label, pruner in (("pruning", None), ("no_pruning", "optuna.pruners.NopPruner")):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        own = [f"name=bench-{label}-{stamp}"]
+        if pruner:
+            own.append(f"pruner={{_target_: {pruner}}}")
+        definition = SweepDefinition.load(root / settings["sweep"]["definition"], own)
+        sweep = Sweep(definition, root / "conf",
+                      [*overrides, *settings["sweep"]["overrides"], "tracking.experiment=fersweep-bench",
+                       "trainer.enable_progress_bar=false"])
+        start = time.perf_counter()
+        run_sweep(sweep)
+        hours = (time.perf_counter() - start) / 3600
+        study = sweep.open_study("original")
+        finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
+        pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+        rates[label] = {"trials": len(finished), "pruned": pruned, "trials_per_hour": len(finished) / hours}
+    return rates
+
+
+def show(results: dict[str, Any]) -> None:
+    table = Table(title=f"fersweep bench — {results['machine']}")
+    table.add_column("measurement")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    pre = results["preprocessing"]
+    table.add_row("decode cold (images/s)", f"{pre['cold_images_per_s']:.0f}", "")
+    table.add_row("load from cache warm (images/s)", f"{pre['warm_images_per_s']:.0f}", "")
+    table.add_row("warm / cold", f"{pre['warm_over_cold']:.0f}x", ">= 50x")
+    for model, row in results["training"].items():
+        table.add_row(f"{model}: Lightning, balanced (images/s)", f"{row['lightning_images_per_s']:.0f}", "")
+        table.add_row(f"{model}: bare loop (images/s)", f"{row['bare_loop_images_per_s']:.0f}", "")
+        table.add_row(f"{model}: Lightning / bare", f"{row['lightning_over_bare']:.2f}", ">= 0.9")
+        table.add_row(f"{model}: loader alone (images/s)", f"{row['loader_images_per_s']:.0f}", "")
+        table.add_row(f"{model}: loader / model", f"{row['loader_over_model']:.1f}x", ">= 3x")
+    table.add_row("seed protocol, balanced, 5 epochs (s)", f"{results['end_to_end']['seconds']:.0f}", "< 300")
+    for label, row in results["sweep"].items():
+        table.add_row(f"sweep trials/hour ({label})", f"{row['trials_per_hour']:.0f}",
+                      f"{row['pruned']} pruned of {row['trials']}")
+    console.print(table)
+
+
+def save(results: dict[str, Any], root: Path, settings: dict[str, Any], tracker: Tracker) -> Path:
+    folder = root / settings["results_dir"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    tracker.experiment = "fersweep-bench"
+    with tracker.run("bench", tags={"kind": "bench"}):
+        mlflow.log_dict(results, "bench/results.json")
+        flat = {}
+        for section in ("preprocessing", "end_to_end"):
+            flat.update({f"{section}/{k}": v for k, v in results[section].items()})
+        for model, row in results["training"].items():
+            flat.update({f"training/{model}/{k}": v for k, v in row.items()})
+        for label, row in results["sweep"].items():
+            flat.update({f"sweep/{label}/{k}": v for k, v in row.items()})
+        mlflow.log_metrics({k: float(v) for k, v in flat.items()})
+    return path
+
+
+def main(root: Path, argv: list[str]) -> None:
+    settings = OmegaConf.to_container(
+        OmegaConf.merge(OmegaConf.load(root / "bench/default.yaml"), OmegaConf.from_dotlist(argv))
+    )
+    results = run_bench(root, settings)
+    show(results)
+    tracker = build(compose_config(root / "conf", settings["overrides"]).tracking)
+    console.print(f"results: {save(results, root, settings, tracker)}")
