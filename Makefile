@@ -53,3 +53,6 @@ sweep: $(VENV)/.installed  ## Optuna sweep, original vs balanced: make sweep SWE
 
 bench: $(VENV)/.installed  ## speed on the real data: table, JSON in bench/results/, an MLflow run
 	$(BIN)/python bench.py $(ARGS)
+
+serve: $(VENV)/.installed  ## REST server for the champion on 127.0.0.1:5001 (MODEL=models:/...)
+	$(BIN)/fersweep serve $(if $(MODEL),--model $(MODEL))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fersweep.data.split import split_assignments
-from fersweep.errors import ConfigError
+from fersweep.errors import ConfigError, DataError
 
 
 @pytest.fixture
@@ -61,3 +61,10 @@ def test_impossible_fractions_fail_naming_the_key(population, val, test):
     labels, identities = population
     with pytest.raises(ConfigError, match="data.split"):
         split_assignments(labels, identities, "identity_stratified", val, test, seed=0)
+
+
+def test_too_few_people_for_an_identity_split_is_explained(population):
+    labels, _ = population
+    one_person = np.array(["Someone"] * len(labels))
+    with pytest.raises(DataError, match="only 1.*data.split.method=random"):
+        split_assignments(labels, one_person, "identity_stratified", 0.15, 0.15, seed=0)

@@ -36,20 +36,24 @@ class Evaluation:
 
 
 def evaluate(
-    y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str] = EMOTIONS
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    class_names: Sequence[str] = EMOTIONS,
+    average_over: Sequence[int] | None = None,
 ) -> Evaluation:
     """Accuracy, macro F1 (the headline), weighted F1, balanced accuracy and the per-class table.
 
-    Macro averages run over the classes that occur in the truth or the predictions, so a class
-    absent from a small set neither counts as a perfect nor as a zero score.
+    Macro averages run over `average_over`, by default the classes that occur in the truth or
+    the predictions, so a class absent from a small set counts neither as perfect nor as zero.
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = list(range(len(class_names)))
+    averaged = list(average_over) if average_over is not None else _present(y_true, y_pred)
     metrics = {
         "accuracy": accuracy_score(y_true, y_pred),
-        "macro_f1": macro_f1(y_true, y_pred),
+        "macro_f1": macro_f1(y_true, y_pred, averaged),
         "weighted_f1": f1_score(
-            y_true, y_pred, labels=_present(y_true, y_pred), average="weighted", zero_division=0
+            y_true, y_pred, labels=averaged, average="weighted", zero_division=0
         ),
         "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
     }
@@ -73,9 +77,12 @@ def evaluate(
     )
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Macro F1 over the classes in the truth or the predictions (as torchmetrics computes it)."""
-    labels = _present(y_true, y_pred)
+def macro_f1(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int] | None = None
+) -> float:
+    """Macro F1 over `labels`, by default the classes in the truth or the predictions (as
+    torchmetrics computes it during training)."""
+    labels = list(labels) if labels is not None else _present(y_true, y_pred)
     return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
 
 

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import optuna
+import pandas as pd
 import torch
 from mlflow.entities import Run
 from mlflow.models import infer_signature
@@ -24,6 +25,7 @@ from fersweep.metrics import Evaluation
 
 log = logging.getLogger(__name__)
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
+CLASSIFIER_NAME = "classifier"  # the raw-image pyfunc that the registry and `fersweep` use
 
 
 class Tracker:
@@ -119,7 +121,7 @@ class Tracker:
     def register(self, run_id: str, name: str, tags: Mapping[str, str]) -> str:
         """Register the model a run logged; returns the new version number."""
         self.connect()
-        version = mlflow.register_model(f"runs:/{run_id}/model", name, tags=dict(tags))
+        version = mlflow.register_model(f"runs:/{run_id}/{CLASSIFIER_NAME}", name, tags=dict(tags))
         return str(version.version)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
@@ -193,18 +195,38 @@ class Tracker:
             figure = confusion_figure(evaluation, normalised, f"{split}: confusion ({suffix})")
             self.log_figure(figure, f"evaluation/{split}_confusion_{suffix}.png")
 
-    def log_model(self, net: torch.nn.Module, example: np.ndarray) -> None:
+    def log_model(
+        self, net: torch.nn.Module, example: np.ndarray, preprocess: Mapping, example_image: bytes
+    ) -> None:
+        """Two models: `model`, the network (mlflow.pytorch; preprocessed uint8 tensors in), and
+        `classifier`, a pyfunc taking raw image bytes that preprocesses them as training did."""
         if not self.log_model_enabled:
             return
+        from fersweep.serving import EmotionClassifierModel, probability_table
+
         net = net.cpu().eval()
         with torch.no_grad():
             output = net(torch.from_numpy(example)).numpy()
-        mlflow.pytorch.log_model(
+        requirements = [f"torch=={torch.__version__.split('+')[0]}", "numpy", "pandas",
+                        "opencv-python-headless", "pillow"]
+        network = mlflow.pytorch.log_model(
             net,
             name="model",
             signature=infer_signature(example, output),
             input_example=example,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
+            pip_requirements=requirements,
+        )
+        image_frame = pd.DataFrame({"image": [example_image]})
+        probabilities = torch.softmax(torch.from_numpy(output[:1]), dim=1).numpy()
+        mlflow.pyfunc.log_model(
+            name=CLASSIFIER_NAME,
+            python_model=EmotionClassifierModel(),
+            artifacts={"network": network.model_uri},
+            model_config={"preprocess": dict(preprocess), "batch_size": 256},
+            code_paths=[str(Path(__file__).parent)],
+            signature=infer_signature(image_frame, probability_table(probabilities, [""])),
+            input_example=image_frame,
+            pip_requirements=requirements,
         )
 
     def epoch_logger(self) -> EpochMetricsToMlflow:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import lightning.pytorch as pl
 import numpy as np
@@ -89,7 +89,12 @@ def train(
         evaluation = evaluate(truth, probabilities.argmax(axis=1))
         show_evaluation(evaluation, f"{split} split")
         tracker.log_evaluation(evaluation, split)
-        tracker.log_model(module.net, datamodule.example_input())
+        tracker.log_model(
+            module.net,
+            datamodule.example_input(),
+            asdict(datamodule.preprocessor),
+            datamodule.example_image_bytes(),
+        )
         metrics = {f"{split}/{k}": v for k, v in evaluation.metrics.items()}
         metrics["val/macro_f1_best"] = best_val_f1
     return RunResult(

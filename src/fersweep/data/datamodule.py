@@ -98,6 +98,7 @@ class EmotionDataModule(pl.LightningDataModule):
         if self.image_set is not None:
             return
         records, report, images_dir, legend = self._read_records()
+        self.images_dir = images_dir
         records = self._subset(records)
         self.fingerprint = fingerprint(legend, images_dir)
         image_set, decode_report = load_images(
@@ -228,7 +229,13 @@ class EmotionDataModule(pl.LightningDataModule):
         return table
 
     def example_input(self, count: int = 2) -> np.ndarray:
+        """Preprocessed training images as the network takes them (N x C x H x W uint8)."""
         return self.image_set.images[self.indices("train")[:count]].transpose(0, 3, 1, 2)
+
+    def example_image_bytes(self) -> bytes:
+        """One training image file as it is on disk, for the raw-image model's input example."""
+        first = self.image_set.records[self.indices("train")[0]]
+        return (self.images_dir / first.file).read_bytes()
 
     # --- loaders -----------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from fersweep.errors import ConfigError
+from fersweep.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 SPLIT_METHODS = ("identity_stratified", "random")
@@ -40,9 +40,15 @@ def identity_disjoint_split(
     ):
         if fraction == 0:
             continue
-        folds = StratifiedGroupKFold(
-            n_splits=max(2, round(1.0 / share_of_rest)), shuffle=True, random_state=seed
-        )
+        n_splits = max(2, round(1.0 / share_of_rest))
+        people = len(np.unique(identities[rest]))
+        if people < n_splits:
+            raise DataError(
+                f"an identity-disjoint {name} split of {fraction:.0%} needs at least {n_splits} "
+                f"people, but the images show only {people}; use data.split.method=random "
+                "(identities may then be shared across splits)"
+            )
+        folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         _, held_out = next(folds.split(rest, labels[rest], groups=identities[rest]))
         assignment[rest[held_out]] = name
         rest = np.delete(rest, held_out)

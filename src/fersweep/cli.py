@@ -1,0 +1,143 @@
+"""The `fersweep` command: predict, evaluate and serve with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fersweep.errors import FersweepError
+
+DEFAULT_MODEL = "models:/fersweep-emotion@champion"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except FersweepError as error:
+        print(f"fersweep: error: {error}", file=sys.stderr)
+        return 2
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="fersweep", description=__doc__)
+    root.add_argument("--config-dir", default="conf", help="the project's Hydra configs (conf/)")
+    root.add_argument("--tracking-uri", help="MLflow store; default: MLFLOW_TRACKING_URI, "
+                      "else the project's tracking config (sqlite:///mlruns/mlflow.db)")
+    commands = root.add_subparsers(required=True)
+
+    predict = commands.add_parser("predict", help="emotions of images or folders of images")
+    predict.add_argument("paths", nargs="+", help="image files or folders")
+    predict.add_argument("--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})")
+    predict.add_argument("--output", help="write the table to a .csv or .json file")
+    predict.set_defaults(command=predict_command)
+
+    evaluate = commands.add_parser("evaluate", help="score a model on a DIR/<emotion>/*.jpg folder")
+    evaluate.add_argument("folder", help="labelled folder: one subfolder per emotion")
+    evaluate.add_argument("--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})")
+    evaluate.add_argument("--log", action="store_true", help="record it as an MLflow run")
+    evaluate.add_argument("--output-dir", help="where the report and confusion matrix go "
+                          "(default outputs/evaluate/<time>)")
+    evaluate.set_defaults(command=evaluate_command)
+
+    serve = commands.add_parser("serve", help="a REST server for the model (mlflow models serve)")
+    serve.add_argument("--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
+    serve.add_argument("--port", type=int, default=5001)
+    serve.set_defaults(command=serve_command)
+    return root
+
+
+def tracking_uri(args: argparse.Namespace) -> str:
+    if args.tracking_uri:
+        return args.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if not (Path(args.config_dir) / "train.yaml").is_file():
+        raise FersweepError(
+            f"no project configs at --config-dir={args.config_dir}; run from the project folder "
+            "or give --tracking-uri (or MLFLOW_TRACKING_URI)"
+        )
+    from fersweep.config import compose_config
+
+    return compose_config(args.config_dir).tracking.tracking_uri
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from fersweep.console import show_predictions
+    from fersweep.predict import image_files, load_classifier, predict_files
+
+    files = image_files(args.paths)
+    model = load_classifier(args.model, tracking_uri(args))
+    predictions = predict_files(model, files)
+    show_predictions(predictions.table, predictions.skipped)
+    if args.output:
+        write_table(predictions.table, Path(args.output))
+    return 0
+
+
+def write_table(table, path: Path) -> None:
+    if path.suffix == ".csv":
+        table.to_csv(path, index=False)
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(table.to_dict(orient="records"), indent=2))
+    else:
+        raise FersweepError(f"--output {path}: use a .csv or .json file name")
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    from fersweep.console import show_data_report, show_evaluation
+    from fersweep.data.folder import read_folder
+    from fersweep.figures import confusion_figure
+    from fersweep.predict import evaluate_folder, load_classifier
+
+    records, report = read_folder(Path(args.folder))  # a bad folder fails before the model loads
+    uri = tracking_uri(args)
+    model = load_classifier(args.model, uri)
+    result = evaluate_folder(model, Path(args.folder), records, report)
+    show_data_report(result.report, {})
+    show_evaluation(result.evaluation, f"{args.folder} ({', '.join(result.emotions_present)})")
+    output = Path(args.output_dir or f"outputs/evaluate/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    output.mkdir(parents=True, exist_ok=True)
+    result.evaluation.per_class.to_csv(output / "report.csv")
+    (output / "report.txt").write_text(result.evaluation.text)
+    (output / "metrics.json").write_text(json.dumps(result.evaluation.metrics, indent=2))
+    confusion_figure(result.evaluation, normalised=True).savefig(output / "confusion.png", dpi=100)
+    print(f"report and confusion matrix written to {output}")
+    if args.log:
+        log_evaluation_run(uri, args, result)
+    return 0
+
+
+def log_evaluation_run(uri: str, args: argparse.Namespace, result) -> None:
+    import mlflow
+
+    from fersweep.config import build, compose_config
+
+    cfg = compose_config(args.config_dir, [f"tracking.tracking_uri='{uri}'",
+                                           "tracking.experiment=fersweep-evaluations"])
+    tracker = build(cfg.tracking)
+    tags = {"kind": "evaluation", "model_uri": args.model, "folder": str(Path(args.folder).resolve())}
+    with tracker.run(f"evaluate {Path(args.folder).name}", tags=tags) as run:
+        tracker.log_evaluation(result.evaluation, "eval")
+        mlflow.log_dict(result.report.as_dict(), "data/data_report.json")
+    print(f"logged as MLflow run {run.info.run_id} in experiment fersweep-evaluations")
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    bin_dir = Path(sys.executable).parent  # mlflow and the uvicorn it starts live here
+    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", args.model, "--env-manager",
+               "local", "--host", args.host, "--port", str(args.port)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(args),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    print(" ".join(command))
+    return subprocess.call(command, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

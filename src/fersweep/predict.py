@@ -1,0 +1,98 @@
+"""Using a trained model: predict emotions for image files, evaluate it on a labelled folder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from fersweep import EMOTIONS
+from fersweep.data.legend import IMAGE_SUFFIXES, DataReport, Record
+from fersweep.errors import DataError, FersweepError
+from fersweep.metrics import Evaluation, evaluate
+from fersweep.serving import IMAGE_COLUMN
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = "models:/fersweep-emotion@champion"
+
+
+def load_classifier(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """The raw-image pyfunc at `model_uri` (models:/name@alias, runs:/id/classifier, a path)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    except (mlflow.exceptions.MlflowException, OSError) as error:
+        raise FersweepError(
+            f"model {model_uri!r} cannot be loaded from {tracking_uri}: {str(error).splitlines()[0]}"
+        ) from error
+
+
+def image_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Image files named directly, or found (recursively) in folders."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise DataError(f"{path}: no image files in this folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    return files
+
+
+@dataclass
+class Predictions:
+    table: pd.DataFrame  # file, emotion, probability, p_<emotion> ...
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> why
+
+
+def predict_files(model: mlflow.pyfunc.PyFuncModel, files: Sequence[Path]) -> Predictions:
+    """Per file the emotion, its probability and all eight; unusable files skipped and named."""
+    readable, payload, skipped = [], [], {}
+    for file in files:
+        try:
+            payload.append(file.read_bytes())
+            readable.append(str(file))
+        except OSError as error:
+            skipped[str(file)] = f"cannot read ({error.strerror})"
+    table = model.predict(pd.DataFrame({IMAGE_COLUMN: payload}))
+    table.insert(0, "file", readable)
+    for file, error in zip(table["file"], table["error"]):
+        if error:
+            skipped[file] = error
+    table = table[table["error"] == ""].drop(columns="error").reset_index(drop=True)
+    if table.empty:
+        raise DataError(f"none of the {len(files)} file(s) is a usable image: {skipped}")
+    return Predictions(table, skipped)
+
+
+@dataclass
+class FolderEvaluation:
+    evaluation: Evaluation
+    predictions: Predictions
+    report: DataReport
+    emotions_present: list[str]
+
+
+def evaluate_folder(
+    model: mlflow.pyfunc.PyFuncModel, root: Path, records: Sequence[Record], report: DataReport
+) -> FolderEvaluation:
+    """The training report for a `root/<emotion>/*.jpg` folder (read by `read_folder`), over
+    the emotions it holds."""
+    predictions = predict_files(model, [root / r.file for r in records])
+    for file, why in predictions.skipped.items():
+        report.add("unreadable_image", f"{file}: {why}")
+    by_file = {str(root / r.file): r.label for r in records}
+    truth = np.array([by_file[f] for f in predictions.table["file"]])
+    predicted = np.array([EMOTIONS.index(e) for e in predictions.table["emotion"]])
+    present = sorted(set(truth.tolist()))
+    evaluation = evaluate(truth, predicted, average_over=present)
+    return FolderEvaluation(evaluation, predictions, report, [EMOTIONS[i] for i in present])

@@ -1,0 +1,199 @@
+"""Using a model: predict, evaluate a labelled folder, serve over HTTP, and bad input answered
+clearly. One tiny model is trained for the module."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from fersweep import EMOTIONS
+from fersweep.cli import main as cli
+from fersweep.config import compose_config
+from fersweep.train import train
+from tests.conftest import CONFIG_DIR, synthetic_face
+
+
+@pytest.fixture(scope="module")
+def model(module_workspace):
+    folder, overrides = module_workspace
+    cfg = compose_config(CONFIG_DIR, overrides)
+    result = train(cfg, overrides)
+    uri = cfg.tracking.tracking_uri
+    return f"runs:/{result.run_id}/classifier", uri, folder
+
+
+def labelled_folder(root: Path, emotions: dict[str, int]) -> Path:
+    rng = np.random.default_rng(3)
+    for folder_name, count in emotions.items():
+        (root / folder_name).mkdir(parents=True)
+        label = EMOTIONS.index(folder_name.lower())
+        for i in range(count):
+            name = f"Person_{folder_name}_{i // 2}_{i:04d}.jpg"  # two images per person
+            cv2.imwrite(str(root / folder_name / name), synthetic_face(label, rng))
+    return root
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_the_pyfunc_takes_raw_images_of_any_size_grey_or_colour(model, tmp_path):
+    uri, tracking, _ = model
+    mlflow.set_tracking_uri(tracking)
+    classifier = mlflow.pyfunc.load_model(uri)
+    colour = cv2.imencode(".jpg", np.full((37, 27, 3), 90, np.uint8))[1].tobytes()
+    grey = cv2.imencode(".png", synthetic_face(4, np.random.default_rng(0), size=350))[1].tobytes()
+    table = classifier.predict(pd.DataFrame({"image": [colour, grey, b"not an image"]}))
+    assert list(table.columns[:2]) == ["emotion", "probability"]
+    assert table.loc[:1, [f"p_{e}" for e in EMOTIONS]].sum(axis=1).round(4).tolist() == [1.0, 1.0]
+    assert set(table.loc[:1, "emotion"]) <= set(EMOTIONS) and table.loc[2, "emotion"] == ""
+    assert "not an image" in table.loc[2, "error"]
+
+
+def test_predict_prints_and_writes_the_table(model, tmp_path, capsys):
+    uri, tracking, folder = model
+    images = folder / "facial_expressions" / "images"
+    files = sorted(images.iterdir())[:3]
+    for suffix in ("csv", "json"):
+        out = tmp_path / f"predictions.{suffix}"
+        code, printed, _ = run_cli(capsys, "--tracking-uri", tracking, "predict",
+                                   *map(str, files), "--model", uri, "--output", str(out))
+        assert code == 0 and "3 image(s)" in printed
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    assert len(table) == 3 and table["probability"].between(0, 1).all()
+    records = json.loads((tmp_path / "predictions.json").read_text())
+    assert records[0]["file"] == str(files[0]) and records[0]["emotion"] in EMOTIONS
+
+
+def test_predict_takes_a_folder_and_skips_a_bad_file_by_name(model, tmp_path, capsys):
+    uri, tracking, folder = model
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    cv2.imwrite(str(mixed / "good.jpg"), synthetic_face(1, np.random.default_rng(1)))
+    (mixed / "broken.jpg").write_text("this is a text file")
+    code, printed, _ = run_cli(capsys, "--tracking-uri", tracking, "predict", str(mixed),
+                               "--model", uri)
+    assert code == 0 and "good.jpg" in printed
+    assert "skipped" in printed and "broken.jpg" in printed
+
+
+def test_evaluate_scores_a_labelled_folder_over_the_emotions_it_holds(model, tmp_path, capsys):
+    uri, tracking, _ = model
+    folder = labelled_folder(tmp_path / "mine", {"Happiness": 6, "sadness": 5})
+    out = tmp_path / "report"
+    code, printed, _ = run_cli(capsys, "--config-dir", str(CONFIG_DIR), "--tracking-uri",
+                               tracking, "evaluate", str(folder), "--model", uri,
+                               "--output-dir", str(out), "--log")
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "balanced_accuracy"}
+    assert (out / "confusion.png").stat().st_size > 0
+    report = pd.read_csv(out / "report.csv", index_col=0)
+    assert report.loc["happiness", "support"] == 6 and report.loc["sadness", "support"] == 5
+    client = mlflow.MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("fersweep-evaluations")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.tags["model_uri"] == uri
+    assert run.data.metrics["eval/macro_f1"] == pytest.approx(metrics["macro_f1"])
+
+
+def test_a_labelled_folder_is_also_a_training_data_set(tmp_path, compose):
+    folder = labelled_folder(tmp_path / "own", {e: 12 for e in ("anger", "happiness", "neutral")})
+    cfg = compose("data=folder", f"data.root={folder}", "data.preprocess.size=32",
+                  "trainer.accelerator=cpu", "trainer.max_epochs=1",
+                  "trainer.enable_progress_bar=false", "tracking.log_model=false",
+                  "data.split.val_fraction=0.25", "data.split.test_fraction=0.25")
+    result = train(cfg)
+    assert set(np.unique(result.truth)) <= {0, 4, 5} and len(result.truth) > 0
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda p: p.mkdir(), "no images"),
+        (lambda p: (p / "boredom").mkdir(parents=True), "boredom"),
+    ],
+    ids=["empty folder", "unknown emotion folder"],
+)
+def test_bad_folders_are_refused_with_a_clear_message(model, tmp_path, capsys, setup, message):
+    uri, tracking, _ = model
+    folder = tmp_path / "bad"
+    setup(folder)
+    code, printed, error = run_cli(capsys, "--tracking-uri", tracking, "evaluate", str(folder),
+                                   "--model", uri)
+    assert code == 2 and message in error and "Traceback" not in error + printed
+
+
+def test_only_unusable_files_is_an_error_naming_them(model, tmp_path, capsys):
+    uri, tracking, _ = model
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    code, _, error = run_cli(capsys, "--tracking-uri", tracking, "predict",
+                             str(tmp_path / "empty.jpg"), "--model", uri)
+    assert code == 2 and "empty.jpg" in error and "empty file" in error
+
+
+def test_a_model_uri_that_does_not_exist_is_named(model, tmp_path, capsys):
+    _, tracking, folder = model
+    image = next((folder / "facial_expressions" / "images").iterdir())
+    code, _, error = run_cli(capsys, "--tracking-uri", tracking, "predict", str(image),
+                             "--model", "models:/no-such-model@champion")
+    assert code == 2 and "no-such-model" in error
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_served_model_answers_a_rest_request_with_an_image(model, tmp_path):
+    uri, tracking, folder = model
+    port = free_port()
+    bin_dir = Path(sys.executable).parent  # the server runs uvicorn from this environment
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking,
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    mlflow_cli = bin_dir / "mlflow"
+    server = subprocess.Popen(
+        [str(mlflow_cli), "models", "serve", "-m", uri, "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.time() < deadline, "the model server did not start in 90 s"
+                time.sleep(1)
+        image = next((folder / "facial_expressions" / "images").iterdir()).read_bytes()
+        body = {"dataframe_split": {"columns": ["image"],
+                                    "data": [[base64.b64encode(image).decode()]]}}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            (answer,) = json.loads(response.read())["predictions"]
+        assert answer["emotion"] in EMOTIONS
+        assert sum(answer[f"p_{e}"] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
