@@ -39,7 +39,7 @@ ui: $(VENV)/.installed  ## the MLflow UI on http://127.0.0.1:5000 (UI_PORT=...)
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port $(UI_PORT)
 
 lint: $(VENV)/.installed  ## ruff
-	$(BIN)/ruff check src tests train.py
+	$(BIN)/ruff check src tests *.py
 
 clean:  ## remove caches and Hydra outputs (keeps mlruns/)
 	rm -rf .cache outputs .pytest_cache

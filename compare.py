@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 from fersweep.compare import ComparisonDefinition, run_comparison
+from fersweep.errors import exits_cleanly
 
 ROOT = Path(__file__).resolve().parent
 PREFIX = "compare."
 
 
+@exits_cleanly
 def main(argv: list[str]) -> None:
     path = argv.pop(0) if argv and argv[0].endswith(".yaml") else ROOT / "sweeps/compare.yaml"
     own = [a.removeprefix(PREFIX) for a in argv if a.startswith(PREFIX)]

@@ -9,12 +9,14 @@ other override applies to every trial (e.g. `trainer.max_epochs=3`).
 import sys
 from pathlib import Path
 
+from fersweep.errors import exits_cleanly
 from fersweep.sweep import Sweep, SweepDefinition, run_sweep
 
 ROOT = Path(__file__).resolve().parent
 PREFIX = "sweep."
 
 
+@exits_cleanly
 def main(argv: list[str]) -> None:
     path = argv.pop(0) if argv and argv[0].endswith(".yaml") else ROOT / "sweeps/default.yaml"
     own = [a.removeprefix(PREFIX) for a in argv if a.startswith(PREFIX)]

@@ -5,12 +5,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fersweep.config import register_resolvers
+from fersweep.errors import exits_cleanly
 from fersweep.train import train
 
 register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@exits_cleanly
 def main(cfg: DictConfig) -> float:
     result = train(cfg, overrides=HydraConfig.get().overrides.task)
     return result.metrics[f"{cfg.eval_split}/macro_f1"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -102,3 +104,40 @@ def tiny_overrides(dataset: Path) -> list[str]:
         "trainer.enable_progress_bar=false",
         "model.dense_units=[32]",
     ]
+
+
+# --- the fault suite's tally (tests/test_reliability.py), printed at the end of the run -------
+
+FAULT_TALLY: Counter = Counter()
+
+
+def record_faults(kind: str, count: int = 1) -> None:
+    """Count cases a reliability test tried (call after its assertions passed)."""
+    FAULT_TALLY[kind] += count
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FAULT_TALLY:
+        lines = ", ".join(f"{count} {kind}" for kind, count in sorted(FAULT_TALLY.items()))
+        terminalreporter.write_line(f"fault suite: {lines}")
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture
+def postgres_database():
+    import psycopg
+
+    name = f"fersweep_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(f"{POSTGRES}/postgres", connect_timeout=5, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{POSTGRES}/{name}"
+    from fersweep.study_storage import _OPEN
+
+    for key in [k for k in _OPEN if name in k[0]]:
+        _OPEN.pop(key).engine.dispose()
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+

@@ -12,9 +12,17 @@ from fersweep.data.preprocess import Preprocessor
 
 def load(root: Path, cache: Path, size: int = 32):
     records, _ = read_legend(root / "legend.csv", root / "images")
-    prep = Preprocessor(channels=1, size=size, fit="pad", face_crop=False, max_pixels=10**7)
-    return load_images(records, root / "images", prep, cache, fingerprint(root / "legend.csv",
-                       root / "images"), workers=2)
+    prep = Preprocessor(
+        channels=1, size=size, fit="pad", face_crop=False, max_pixels=10**7, min_side=8
+    )
+    return load_images(
+        records,
+        root / "images",
+        prep,
+        cache,
+        fingerprint(root / "legend.csv", root / "images"),
+        workers=2,
+    )
 
 
 def test_the_second_load_reads_the_cache_and_decodes_nothing(tiny_dataset, tmp_path, monkeypatch):
@@ -43,7 +51,9 @@ def test_unreadable_images_are_skipped_and_counted_in_the_report(tiny_dataset, t
     victim.write_bytes(b"")
     image_set, report = load(tiny_dataset, tmp_path / "cache")
     assert victim.name not in image_set.files
-    assert report.counts["unreadable_image"] == 1 and victim.name in report.examples[
-        "unreadable_image"][0]
+    assert (
+        report.counts["unreadable_image"] == 1
+        and victim.name in report.examples["unreadable_image"][0]
+    )
     _, cached_report = load(tiny_dataset, tmp_path / "cache")
     assert cached_report.counts == report.counts

@@ -71,8 +71,17 @@ def test_predict_prints_and_writes_the_table(model, tmp_path, capsys):
     files = sorted(images.iterdir())[:3]
     for suffix in ("csv", "json"):
         out = tmp_path / f"predictions.{suffix}"
-        code, printed, _ = run_cli(capsys, "--tracking-uri", tracking, "predict",
-                                   *map(str, files), "--model", uri, "--output", str(out))
+        code, printed, _ = run_cli(
+            capsys,
+            "--tracking-uri",
+            tracking,
+            "predict",
+            *map(str, files),
+            "--model",
+            uri,
+            "--output",
+            str(out),
+        )
         assert code == 0 and "3 image(s)" in printed
     table = pd.read_csv(tmp_path / "predictions.csv")
     assert len(table) == 3 and table["probability"].between(0, 1).all()
@@ -86,8 +95,9 @@ def test_predict_takes_a_folder_and_skips_a_bad_file_by_name(model, tmp_path, ca
     mixed.mkdir()
     cv2.imwrite(str(mixed / "good.jpg"), synthetic_face(1, np.random.default_rng(1)))
     (mixed / "broken.jpg").write_text("this is a text file")
-    code, printed, _ = run_cli(capsys, "--tracking-uri", tracking, "predict", str(mixed),
-                               "--model", uri)
+    code, printed, _ = run_cli(
+        capsys, "--tracking-uri", tracking, "predict", str(mixed), "--model", uri
+    )
     assert code == 0 and "good.jpg" in printed
     assert "skipped" in printed and "broken.jpg" in printed
 
@@ -96,9 +106,20 @@ def test_evaluate_scores_a_labelled_folder_over_the_emotions_it_holds(model, tmp
     uri, tracking, _ = model
     folder = labelled_folder(tmp_path / "mine", {"Happiness": 6, "sadness": 5})
     out = tmp_path / "report"
-    code, printed, _ = run_cli(capsys, "--config-dir", str(CONFIG_DIR), "--tracking-uri",
-                               tracking, "evaluate", str(folder), "--model", uri,
-                               "--output-dir", str(out), "--log")
+    code, printed, _ = run_cli(
+        capsys,
+        "--config-dir",
+        str(CONFIG_DIR),
+        "--tracking-uri",
+        tracking,
+        "evaluate",
+        str(folder),
+        "--model",
+        uri,
+        "--output-dir",
+        str(out),
+        "--log",
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "balanced_accuracy"}
@@ -114,10 +135,17 @@ def test_evaluate_scores_a_labelled_folder_over_the_emotions_it_holds(model, tmp
 
 def test_a_labelled_folder_is_also_a_training_data_set(tmp_path, compose):
     folder = labelled_folder(tmp_path / "own", {e: 12 for e in ("anger", "happiness", "neutral")})
-    cfg = compose("data=folder", f"data.root={folder}", "data.preprocess.size=32",
-                  "trainer.accelerator=cpu", "trainer.max_epochs=1",
-                  "trainer.enable_progress_bar=false", "tracking.log_model=false",
-                  "data.split.val_fraction=0.25", "data.split.test_fraction=0.25")
+    cfg = compose(
+        "data=folder",
+        f"data.root={folder}",
+        "data.preprocess.size=32",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "tracking.log_model=false",
+        "data.split.val_fraction=0.25",
+        "data.split.test_fraction=0.25",
+    )
     result = train(cfg)
     assert set(np.unique(result.truth)) <= {0, 4, 5} and len(result.truth) > 0
 
@@ -134,24 +162,33 @@ def test_bad_folders_are_refused_with_a_clear_message(model, tmp_path, capsys, s
     uri, tracking, _ = model
     folder = tmp_path / "bad"
     setup(folder)
-    code, printed, error = run_cli(capsys, "--tracking-uri", tracking, "evaluate", str(folder),
-                                   "--model", uri)
+    code, printed, error = run_cli(
+        capsys, "--tracking-uri", tracking, "evaluate", str(folder), "--model", uri
+    )
     assert code == 2 and message in error and "Traceback" not in error + printed
 
 
 def test_only_unusable_files_is_an_error_naming_them(model, tmp_path, capsys):
     uri, tracking, _ = model
     (tmp_path / "empty.jpg").write_bytes(b"")
-    code, _, error = run_cli(capsys, "--tracking-uri", tracking, "predict",
-                             str(tmp_path / "empty.jpg"), "--model", uri)
+    code, _, error = run_cli(
+        capsys, "--tracking-uri", tracking, "predict", str(tmp_path / "empty.jpg"), "--model", uri
+    )
     assert code == 2 and "empty.jpg" in error and "empty file" in error
 
 
 def test_a_model_uri_that_does_not_exist_is_named(model, tmp_path, capsys):
     _, tracking, folder = model
     image = next((folder / "facial_expressions" / "images").iterdir())
-    code, _, error = run_cli(capsys, "--tracking-uri", tracking, "predict", str(image),
-                             "--model", "models:/no-such-model@champion")
+    code, _, error = run_cli(
+        capsys,
+        "--tracking-uri",
+        tracking,
+        "predict",
+        str(image),
+        "--model",
+        "models:/no-such-model@champion",
+    )
     assert code == 2 and "no-such-model" in error
 
 
@@ -165,13 +202,29 @@ def test_the_served_model_answers_a_rest_request_with_an_image(model, tmp_path):
     uri, tracking, folder = model
     port = free_port()
     bin_dir = Path(sys.executable).parent  # the server runs uvicorn from this environment
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking,
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
     mlflow_cli = bin_dir / "mlflow"
     server = subprocess.Popen(
-        [str(mlflow_cli), "models", "serve", "-m", uri, "--env-manager", "local",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(mlflow_cli),
+            "models",
+            "serve",
+            "-m",
+            uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.time() + 90
@@ -184,10 +237,12 @@ def test_the_served_model_answers_a_rest_request_with_an_image(model, tmp_path):
                 assert time.time() < deadline, "the model server did not start in 90 s"
                 time.sleep(1)
         image = next((folder / "facial_expressions" / "images").iterdir()).read_bytes()
-        body = {"dataframe_split": {"columns": ["image"],
-                                    "data": [[base64.b64encode(image).decode()]]}}
+        body = {
+            "dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(image).decode()]]}
+        }
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:

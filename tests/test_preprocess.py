@@ -9,7 +9,9 @@ from fersweep.errors import ConfigError, ImageError
 
 
 def preprocessor(**settings) -> Preprocessor:
-    defaults = dict(channels=1, size=50, fit="pad", face_crop=False, max_pixels=10_000_000)
+    defaults = dict(
+        channels=1, size=50, fit="pad", face_crop=False, max_pixels=10_000_000, min_side=8
+    )
     return Preprocessor(**{**defaults, **settings})
 
 

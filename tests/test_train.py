@@ -4,6 +4,7 @@ import json
 
 import mlflow
 import pytest
+import torch
 
 from fersweep.config import compose_config
 from fersweep.train import train
@@ -67,18 +68,20 @@ def test_the_run_holds_reports_confusion_matrices_split_and_data_report(finished
     assert split[0] == "file,identity,emotion,split"
 
 
-def test_the_logged_model_loads_and_classifies_raw_uint8_images(finished_run):
+def test_the_logged_models_load_the_network_and_the_raw_image_classifier(finished_run):
     _, run, _, _ = finished_run
-    (model,) = mlflow.search_logged_models(
+    models = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id], output_format="list"
     )
-    assert model.source_run_id == run.info.run_id
-    net = mlflow.pytorch.load_model(model.model_uri)
-    info = mlflow.models.get_model_info(model.model_uri)
-    assert info.signature is not None
-    import torch
-
+    by_name = {m.name: m for m in models}
+    assert set(by_name) == {"model", "classifier"}
+    assert {m.source_run_id for m in models} == {run.info.run_id}
+    network = by_name["model"].model_uri
+    assert mlflow.models.get_model_info(network).signature is not None
+    net = mlflow.pytorch.load_model(network)
     assert net(torch.zeros(3, 1, 32, 32, dtype=torch.uint8)).shape == (3, 8)
+    classifier = mlflow.pyfunc.load_model(by_name["classifier"].model_uri)
+    assert classifier.metadata.get_input_schema().input_names() == ["image"]
 
 
 def test_a_class_weighted_run_trains_on_the_same_data(compose, tiny_run_overrides):

@@ -19,6 +19,7 @@ from fersweep import EMOTIONS
 from fersweep.config import build, compose_config
 from fersweep.console import console
 from fersweep.data.datamodule import EmotionDataModule
+from fersweep.errors import exits_cleanly
 from fersweep.model import EmotionClassifier
 from fersweep.sweep import Sweep, SweepDefinition, run_sweep
 from fersweep.tracking import Tracker
@@ -48,15 +49,20 @@ def run_bench(root: Path, settings: dict[str, Any]) -> dict[str, Any]:
     for model in settings["models"]:
         cfg = compose(f"model={model}", "augment=balanced")
         results["training"][model] = bench_training(cfg, settings)
-    results["end_to_end"] = bench_end_to_end(compose(*settings["end_to_end"],
-                                                     "tracking.experiment=fersweep-bench"))
+    results["end_to_end"] = bench_end_to_end(
+        compose(*settings["end_to_end"], "tracking.experiment=fersweep-bench")
+    )
     results["sweep"] = bench_sweep(root, settings, overrides)
     return results
 
 
 def machine() -> dict[str, Any]:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_threads": torch.get_num_threads(), "torch": torch.__version__}
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -76,8 +82,12 @@ def bench_preprocessing(cfg) -> dict[str, float]:
     start = time.perf_counter()
     warm.setup()
     warm_seconds = time.perf_counter() - start
-    return {"images": count, "cold_images_per_s": count / cold_seconds,
-            "warm_images_per_s": count / warm_seconds, "warm_over_cold": cold_seconds / warm_seconds}
+    return {
+        "images": count,
+        "cold_images_per_s": count / cold_seconds,
+        "warm_images_per_s": count / warm_seconds,
+        "warm_over_cold": cold_seconds / warm_seconds,
+    }
 
 
 def bench_training(cfg, settings: dict[str, Any]) -> dict[str, float]:
@@ -88,8 +98,14 @@ def bench_training(cfg, settings: dict[str, Any]) -> dict[str, float]:
     datamodule.setup()
     timer = EpochTimer()
     module = EmotionClassifier(build(cfg.model), build(cfg.optimizer), len(EMOTIONS))
-    trainer = build(cfg.trainer, callbacks=[timer], max_epochs=settings["epochs"],
-                    enable_checkpointing=False, limit_val_batches=0, enable_progress_bar=False)
+    trainer = build(
+        cfg.trainer,
+        callbacks=[timer],
+        max_epochs=settings["epochs"],
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+    )
     trainer.fit(module, datamodule=datamodule)
     per_epoch = len(datamodule.train_dataset())
     lightning_rate = per_epoch / float(np.mean(timer.seconds[1:]))
@@ -129,6 +145,11 @@ def bare_loop_rate(cfg, datamodule: EmotionDataModule, batches: int) -> float:
     return batches * size / (time.perf_counter() - start)
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def loader_only_rate(datamodule: EmotionDataModule, batches: int) -> float:
     loader = datamodule.train_dataloader()
     iterator = iter(loader)
@@ -142,7 +163,10 @@ def loader_only_rate(datamodule: EmotionDataModule, batches: int) -> float:
 def bench_end_to_end(cfg) -> dict[str, float]:
     start = time.perf_counter()
     result = train(cfg, run_name="bench-end-to-end")
-    return {"seconds": time.perf_counter() - start, "test_accuracy": result.metrics["test/accuracy"]}
+    return {
+        "seconds": time.perf_counter() - start,
+        "test_accuracy": result.metrics["test/accuracy"],
+    }
 
 
 def bench_sweep(root: Path, settings: dict[str, Any], overrides: list[str]) -> dict[str, float]:
@@ -154,16 +178,27 @@ def bench_sweep(root: Path, settings: dict[str, Any], overrides: list[str]) -> d
         if pruner:
             own.append(f"pruner={{_target_: {pruner}}}")
         definition = SweepDefinition.load(root / settings["sweep"]["definition"], own)
-        sweep = Sweep(definition, root / "conf",
-                      [*overrides, *settings["sweep"]["overrides"], "tracking.experiment=fersweep-bench",
-                       "trainer.enable_progress_bar=false"])
+        sweep = Sweep(
+            definition,
+            root / "conf",
+            [
+                *overrides,
+                *settings["sweep"]["overrides"],
+                "tracking.experiment=fersweep-bench",
+                "trainer.enable_progress_bar=false",
+            ],
+        )
         start = time.perf_counter()
         run_sweep(sweep)
         hours = (time.perf_counter() - start) / 3600
         study = sweep.open_study("original")
         finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
         pruned = sum(t.state.name == "PRUNED" for t in study.trials)
-        rates[label] = {"trials": len(finished), "pruned": pruned, "trials_per_hour": len(finished) / hours}
+        rates[label] = {
+            "trials": len(finished),
+            "pruned": pruned,
+            "trials_per_hour": len(finished) / hours,
+        }
     return rates
 
 
@@ -177,15 +212,22 @@ def show(results: dict[str, Any]) -> None:
     table.add_row("load from cache warm (images/s)", f"{pre['warm_images_per_s']:.0f}", "")
     table.add_row("warm / cold", f"{pre['warm_over_cold']:.0f}x", ">= 50x")
     for model, row in results["training"].items():
-        table.add_row(f"{model}: Lightning, balanced (images/s)", f"{row['lightning_images_per_s']:.0f}", "")
+        table.add_row(
+            f"{model}: Lightning, balanced (images/s)", f"{row['lightning_images_per_s']:.0f}", ""
+        )
         table.add_row(f"{model}: bare loop (images/s)", f"{row['bare_loop_images_per_s']:.0f}", "")
         table.add_row(f"{model}: Lightning / bare", f"{row['lightning_over_bare']:.2f}", ">= 0.9")
         table.add_row(f"{model}: loader alone (images/s)", f"{row['loader_images_per_s']:.0f}", "")
         table.add_row(f"{model}: loader / model", f"{row['loader_over_model']:.1f}x", ">= 3x")
-    table.add_row("seed protocol, balanced, 5 epochs (s)", f"{results['end_to_end']['seconds']:.0f}", "< 300")
+    table.add_row(
+        "seed protocol, balanced, 5 epochs (s)", f"{results['end_to_end']['seconds']:.0f}", "< 300"
+    )
     for label, row in results["sweep"].items():
-        table.add_row(f"sweep trials/hour ({label})", f"{row['trials_per_hour']:.0f}",
-                      f"{row['pruned']} pruned of {row['trials']}")
+        table.add_row(
+            f"sweep trials/hour ({label})",
+            f"{row['trials_per_hour']:.0f}",
+            f"{row['pruned']} pruned of {row['trials']}",
+        )
     console.print(table)
 
 
@@ -208,6 +250,7 @@ def save(results: dict[str, Any], root: Path, settings: dict[str, Any], tracker:
     return path
 
 
+@exits_cleanly
 def main(root: Path, argv: list[str]) -> None:
     settings = OmegaConf.to_container(
         OmegaConf.merge(OmegaConf.load(root / "bench/default.yaml"), OmegaConf.from_dotlist(argv))

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.command(args)
-    except FersweepError as error:
+    except FersweepError as error:  # a clear line, never a stack trace
         print(f"fersweep: error: {error}", file=sys.stderr)
         return 2
 
@@ -27,27 +27,38 @@ def main(argv: list[str] | None = None) -> int:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="fersweep", description=__doc__)
     root.add_argument("--config-dir", default="conf", help="the project's Hydra configs (conf/)")
-    root.add_argument("--tracking-uri", help="MLflow store; default: MLFLOW_TRACKING_URI, "
-                      "else the project's tracking config (sqlite:///mlruns/mlflow.db)")
+    root.add_argument(
+        "--tracking-uri",
+        help="MLflow store; default: MLFLOW_TRACKING_URI, "
+        "else the project's tracking config (sqlite:///mlruns/mlflow.db)",
+    )
     commands = root.add_subparsers(required=True)
 
     predict = commands.add_parser("predict", help="emotions of images or folders of images")
     predict.add_argument("paths", nargs="+", help="image files or folders")
-    predict.add_argument("--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})")
+    predict.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})"
+    )
     predict.add_argument("--output", help="write the table to a .csv or .json file")
     predict.set_defaults(command=predict_command)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a DIR/<emotion>/*.jpg folder")
     evaluate.add_argument("folder", help="labelled folder: one subfolder per emotion")
-    evaluate.add_argument("--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})")
+    evaluate.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})"
+    )
     evaluate.add_argument("--log", action="store_true", help="record it as an MLflow run")
-    evaluate.add_argument("--output-dir", help="where the report and confusion matrix go "
-                          "(default outputs/evaluate/<time>)")
+    evaluate.add_argument(
+        "--output-dir",
+        help="where the report and confusion matrix go (default outputs/evaluate/<time>)",
+    )
     evaluate.set_defaults(command=evaluate_command)
 
     serve = commands.add_parser("serve", help="a REST server for the model (mlflow models serve)")
     serve.add_argument("--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})")
-    serve.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="bind address (default: this machine only)"
+    )
     serve.add_argument("--port", type=int, default=5001)
     serve.set_defaults(command=serve_command)
     return root
@@ -119,10 +130,16 @@ def log_evaluation_run(uri: str, args: argparse.Namespace, result) -> None:
 
     from fersweep.config import build, compose_config
 
-    cfg = compose_config(args.config_dir, [f"tracking.tracking_uri='{uri}'",
-                                           "tracking.experiment=fersweep-evaluations"])
+    cfg = compose_config(
+        args.config_dir,
+        [f"tracking.tracking_uri='{uri}'", "tracking.experiment=fersweep-evaluations"],
+    )
     tracker = build(cfg.tracking)
-    tags = {"kind": "evaluation", "model_uri": args.model, "folder": str(Path(args.folder).resolve())}
+    tags = {
+        "kind": "evaluation",
+        "model_uri": args.model,
+        "folder": str(Path(args.folder).resolve()),
+    }
     with tracker.run(f"evaluate {Path(args.folder).name}", tags=tags) as run:
         tracker.log_evaluation(result.evaluation, "eval")
         mlflow.log_dict(result.report.as_dict(), "data/data_report.json")
@@ -131,10 +148,24 @@ def log_evaluation_run(uri: str, args: argparse.Namespace, result) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     bin_dir = Path(sys.executable).parent  # mlflow and the uvicorn it starts live here
-    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", args.model, "--env-manager",
-               "local", "--host", args.host, "--port", str(args.port)]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(args),
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = [
+        str(bin_dir / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        args.model,
+        "--env-manager",
+        "local",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri(args),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     print(" ".join(command))
     return subprocess.call(command, env=env)
 

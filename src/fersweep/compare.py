@@ -18,8 +18,12 @@ from fersweep.config import build, compose_config
 from fersweep.console import console
 from fersweep.errors import ConfigError
 from fersweep.figures import confusion_pair_figure
-from fersweep.metrics import Evaluation, evaluate, paired_bootstrap_difference
-from fersweep.metrics import precision_at_prevalence
+from fersweep.metrics import (
+    Evaluation,
+    evaluate,
+    paired_bootstrap_difference,
+    precision_at_prevalence,
+)
 from fersweep.tracking import Tracker
 from fersweep.train import RunResult, train
 
@@ -44,7 +48,9 @@ class ComparisonDefinition:
         raw = OmegaConf.to_container(merged, resolve=True)
         definition = cls(**raw)
         if len(definition.arms) != 2:
-            raise ConfigError(f"{path}: arms must name exactly two arms, got {list(definition.arms)}")
+            raise ConfigError(
+                f"{path}: arms must name exactly two arms, got {list(definition.arms)}"
+            )
         if not definition.seeds:
             raise ConfigError(f"{path}: seeds must list at least one seed")
         return definition
@@ -78,16 +84,29 @@ def run_comparison(
     with tracker.run(f"compare-{definition.name}", tags={"kind": "comparison"}) as parent:
         tracker.log_dict(asdict(definition), "comparison/definition.json")
         arms = {
-            arm: ArmSummary(arm, [
-                _train(config_dir, [*base, *arm_overrides, f"seed={seed}"], parent.info.run_id,
-                       f"{arm}-seed{seed}", {"arm": arm, "seed": str(seed)})
-                for seed in definition.seeds
-            ])
+            arm: ArmSummary(
+                arm,
+                [
+                    _train(
+                        config_dir,
+                        [*base, *arm_overrides, f"seed={seed}"],
+                        parent.info.run_id,
+                        f"{arm}-seed{seed}",
+                        {"arm": arm, "seed": str(seed)},
+                    )
+                    for seed in definition.seeds
+                ],
+            )
             for arm, arm_overrides in definition.arms.items()
         }
         references = {
-            name: _train(config_dir, [*ref, *overrides], parent.info.run_id, name,
-                         {"arm": name, "protocol": "seed (leaky)"})
+            name: _train(
+                config_dir,
+                [*ref, *overrides],
+                parent.info.run_id,
+                name,
+                {"arm": name, "protocol": "seed (leaky)"},
+            )
             for name, ref in definition.references.items()
         }
         report, summary, figure = summarise(arms, references, definition.bootstrap, cfg.seed)
@@ -135,7 +154,8 @@ def summarise(
     bayes = _bayes_table(arms, references, prevalence)
     reference_table = _reference_table(references)
     figure = confusion_pair_figure(
-        baseline.pooled, candidate.pooled,
+        baseline.pooled,
+        candidate.pooled,
         (f"{baseline.name} (seeds pooled)", f"{candidate.name} (seeds pooled)"),
     )
     lines = [
@@ -188,26 +208,30 @@ def _headline_table(arms: Mapping[str, ArmSummary]) -> pd.DataFrame:
     rows = []
     for arm in arms.values():
         f1 = arm.metric("macro_f1")
-        rows.append({
-            "arm": arm.name,
-            "macro F1 mean": f1.mean(),
-            "macro F1 sd": f1.std(ddof=1) if len(f1) > 1 else 0.0,
-            "accuracy": arm.metric("accuracy").mean(),
-            "balanced accuracy": arm.metric("balanced_accuracy").mean(),
-            "runs": len(arm.runs),
-        })
+        rows.append(
+            {
+                "arm": arm.name,
+                "macro F1 mean": f1.mean(),
+                "macro F1 sd": f1.std(ddof=1) if len(f1) > 1 else 0.0,
+                "accuracy": arm.metric("accuracy").mean(),
+                "balanced accuracy": arm.metric("balanced_accuracy").mean(),
+                "runs": len(arm.runs),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _per_class_table(baseline: ArmSummary, candidate: ArmSummary) -> pd.DataFrame:
     left, right = baseline.pooled.per_class, candidate.pooled.per_class
-    return pd.DataFrame({
-        "support": left["support"] // len(baseline.runs),
-        f"recall {baseline.name}": left["recall"],
-        f"recall {candidate.name}": right["recall"],
-        f"F1 {baseline.name}": left["f1-score"],
-        f"F1 {candidate.name}": right["f1-score"],
-    })
+    return pd.DataFrame(
+        {
+            "support": left["support"] // len(baseline.runs),
+            f"recall {baseline.name}": left["recall"],
+            f"recall {candidate.name}": right["recall"],
+            f"F1 {baseline.name}": left["f1-score"],
+            f"F1 {candidate.name}": right["f1-score"],
+        }
+    )
 
 
 def _bayes_table(arms, references, prevalence: np.ndarray) -> pd.DataFrame:
@@ -223,12 +247,14 @@ def _bayes_table(arms, references, prevalence: np.ndarray) -> pd.DataFrame:
 
 
 def _reference_table(references: Mapping[str, RunResult]) -> pd.DataFrame:
-    return pd.DataFrame([
-        {
-            "experiment": name,
-            "test images": len(run.truth),
-            "accuracy": run.evaluation.metrics["accuracy"],
-            "macro F1": run.evaluation.metrics["macro_f1"],
-        }
-        for name, run in references.items()
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "experiment": name,
+                "test images": len(run.truth),
+                "accuracy": run.evaluation.metrics["accuracy"],
+                "macro F1": run.evaluation.metrics["macro_f1"],
+            }
+            for name, run in references.items()
+        ]
+    )

@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import InstantiationException
+from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from fersweep.errors import ConfigError, FersweepError
 
@@ -37,8 +38,11 @@ def compose_config(
     register_resolvers()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(Path(config_dir).resolve())):
-        return compose(config_name=config_name, overrides=list(overrides))
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(Path(config_dir).resolve())):
+            return compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(f"overrides {list(overrides)}: {error}") from error
 
 
 def build(node: DictConfig, **kwargs):

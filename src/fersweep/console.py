@@ -63,7 +63,9 @@ def show_predictions(table: pd.DataFrame, skipped: Mapping[str, str]) -> None:
         view.add_column(emotion[:4], justify="right")
     for _, row in table.iterrows():
         view.add_row(
-            Path(row["file"]).name, row["emotion"], f"{row['probability']:.3f}",
+            Path(row["file"]).name,
+            row["emotion"],
+            f"{row['probability']:.3f}",
             *(f"{row[f'p_{emotion}']:.2f}" for emotion in EMOTIONS),
         )
     console.print(view)

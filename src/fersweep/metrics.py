@@ -32,7 +32,9 @@ class Evaluation:
     @property
     def confusion_normalised(self) -> np.ndarray:
         totals = self.confusion.sum(axis=1, keepdims=True)
-        return np.divide(self.confusion, totals, out=np.zeros(self.confusion.shape), where=totals > 0)
+        return np.divide(
+            self.confusion, totals, out=np.zeros(self.confusion.shape), where=totals > 0
+        )
 
 
 def evaluate(
@@ -58,12 +60,14 @@ def evaluate(
         "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
     }
     report = classification_report(
-        y_true, y_pred, labels=labels, target_names=list(class_names), zero_division=0,
+        y_true,
+        y_pred,
+        labels=labels,
+        target_names=list(class_names),
+        zero_division=0,
         output_dict=True,
     )
-    per_class = pd.DataFrame(
-        {name: report[name] for name in class_names}
-    ).T.rename_axis("emotion")
+    per_class = pd.DataFrame({name: report[name] for name in class_names}).T.rename_axis("emotion")
     per_class["support"] = per_class["support"].astype(int)
     text = classification_report(
         y_true, y_pred, labels=labels, target_names=list(class_names), zero_division=0, digits=3
@@ -77,9 +81,7 @@ def evaluate(
     )
 
 
-def macro_f1(
-    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int] | None = None
-) -> float:
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int] | None = None) -> float:
     """Macro F1 over `labels`, by default the classes in the truth or the predictions (as
     torchmetrics computes it during training)."""
     labels = list(labels) if labels is not None else _present(y_true, y_pred)

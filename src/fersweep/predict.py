@@ -21,8 +21,18 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "models:/fersweep-emotion@champion"
 
 
+TRUSTED_SCHEMES = ("models:/", "runs:/")
+
+
 def load_classifier(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
-    """The raw-image pyfunc at `model_uri` (models:/name@alias, runs:/id/classifier, a path)."""
+    """The raw-image pyfunc at `model_uri`: models:/name@alias, models:/name/version or
+    runs:/<id>/classifier. Models come only from the configured tracking store, never from an
+    arbitrary path or URL."""
+    if not model_uri.startswith(TRUSTED_SCHEMES):
+        raise FersweepError(
+            f"model {model_uri!r}: use a models:/ or runs:/ URI of the tracking store "
+            f"({tracking_uri}); other locations are not loaded"
+        )
     mlflow.set_tracking_uri(tracking_uri)
     try:
         return mlflow.pyfunc.load_model(model_uri)

@@ -53,7 +53,9 @@ class EmotionClassifierModel(mlflow.pyfunc.PythonModel):
         batches = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                chunk = torch.from_numpy(images[start : start + self.batch_size].transpose(0, 3, 1, 2))
+                chunk = torch.from_numpy(
+                    images[start : start + self.batch_size].transpose(0, 3, 1, 2)
+                )
                 batches.append(torch.softmax(self.net(chunk.contiguous()).float(), dim=1).numpy())
         return np.concatenate(batches)
 
@@ -70,7 +72,9 @@ def probability_table(probabilities: np.ndarray, errors: list[str]) -> pd.DataFr
     usable = ~np.isnan(probabilities).any(axis=1)
     best = np.where(usable, np.nan_to_num(probabilities).argmax(axis=1), 0)
     table = pd.DataFrame(probabilities, columns=PROBABILITY_COLUMNS)
-    table.insert(0, "probability", np.where(usable, probabilities[np.arange(len(best)), best], np.nan))
+    table.insert(
+        0, "probability", np.where(usable, probabilities[np.arange(len(best)), best], np.nan)
+    )
     table.insert(0, "emotion", [EMOTIONS[i] if ok else "" for i, ok in zip(best, usable)])
     table["error"] = errors
     return table

@@ -16,7 +16,6 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from fersweep.errors import ConfigError
 
-
 _OPEN: dict[tuple[str, int, int], RDBStorage] = {}  # one engine per process and URL
 
 
@@ -115,5 +114,7 @@ def counted_trials(study: optuna.Study) -> int:
 
 def check_url(url: str) -> None:
     if "://" not in url:
-        raise ConfigError(f"sweep.storage={url!r}: expected a SQLAlchemy URL such as "
-                          "sqlite:///mlruns/optuna.db or postgresql://user@host:5432/db")
+        raise ConfigError(
+            f"sweep.storage={url!r}: expected a SQLAlchemy URL such as "
+            "sqlite:///mlruns/optuna.db or postgresql://user@host:5432/db"
+        )

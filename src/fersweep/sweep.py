@@ -17,19 +17,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
+import lightning.pytorch as pl
 import optuna
 import torch
 from omegaconf import OmegaConf
-from rich.markdown import Markdown
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
+from rich.markdown import Markdown
 
 from fersweep.compare import ArmSummary, summarise
 from fersweep.config import build, compose_config
 from fersweep.console import console
-from fersweep.errors import ConfigError, FersweepError
+from fersweep.errors import ConfigError, TrialTimeout
 from fersweep.search_space import Param, as_overrides, parse_search_space
 from fersweep.study_storage import (
     check_url,
@@ -44,6 +44,8 @@ from fersweep.train import RunResult, train
 log = logging.getLogger(__name__)
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 SWEEP_RUN_ATTR = "mlflow_sweep_run_id"
+FINISHED_ATTR = "finished_with_trials"
+OUTCOME_ATTR = "outcome"
 
 
 @dataclass
@@ -57,6 +59,7 @@ class SweepDefinition:
     objective: dict[str, str]
     trials: int | None
     timeout_minutes: float | None
+    trial_timeout_minutes: float | None
     sampler: dict[str, Any]
     pruner: dict[str, Any]
     storage: str | None
@@ -74,6 +77,11 @@ class SweepDefinition:
             raise ConfigError("sweep: set trials, timeout_minutes or both, or it never ends")
         if self.trials is not None and self.trials <= 0:
             raise ConfigError(f"sweep.trials={self.trials}: must be positive")
+        if self.trial_timeout_minutes is not None and self.trial_timeout_minutes <= 0:
+            raise ConfigError(
+                f"sweep.trial_timeout_minutes={self.trial_timeout_minutes}: "
+                "must be positive (or null for none)"
+            )
         if self.workers <= 0:
             raise ConfigError(f"sweep.workers={self.workers}: must be positive")
         if self.objective.get("direction") not in ("maximize", "minimize"):
@@ -124,7 +132,9 @@ class Sweep:
         return compose_config(self.config_dir, [*self.definition.base, *self.overrides])
 
     def storage_url(self) -> str:
-        return self.definition.storage or f"sqlite:///{self.base_config().paths.mlruns_dir}/optuna.db"
+        return (
+            self.definition.storage or f"sqlite:///{self.base_config().paths.mlruns_dir}/optuna.db"
+        )
 
     def storage(self) -> RDBStorage:
         d = self.definition
@@ -178,7 +188,18 @@ def run_sweep(sweep: Sweep) -> dict[str, Any]:
             process.start()
         for process in processes:
             process.join()
-    return finish(sweep, sweep_run_id)
+    with storage_lock(sweep.storage(), f"{d.name}-finish"):
+        # Every machine's driver gets here; the first finishes the sweep for the trials there are.
+        studies = [sweep.open_study(arm) for arm in d.arms]
+        done = {s.study_name: counted_trials(s) for s in studies}
+        if all(s.user_attrs.get(FINISHED_ATTR) == done[s.study_name] for s in studies):
+            console.print(f"sweep {d.name} was already finished for these trials")
+            return studies[0].user_attrs.get(OUTCOME_ATTR, {})
+        outcome = finish(sweep, sweep_run_id)
+        for study in studies:
+            study.set_user_attr(FINISHED_ATTR, done[study.study_name])
+            study.set_user_attr(OUTCOME_ATTR, outcome)
+    return outcome
 
 
 def ensure_parent_runs(sweep: Sweep) -> str:
@@ -202,8 +223,12 @@ def ensure_parent_runs(sweep: Sweep) -> str:
                 run_id = tracker.start_detached_run(
                     f"{d.name}/{arm}",
                     parent_run_id=sweep_run_id,
-                    tags={"kind": "sweep-arm", "sweep": d.name, "arm": arm,
-                          "study": d.study_name(arm)},
+                    tags={
+                        "kind": "sweep-arm",
+                        "sweep": d.name,
+                        "arm": arm,
+                        "study": d.study_name(arm),
+                    },
                 )
                 study.set_user_attr(PARENT_RUN_ATTR, run_id)
     return sweep_run_id
@@ -216,10 +241,11 @@ def asdict_definition(d: SweepDefinition) -> dict:
 def work(sweep: Sweep, worker: int) -> None:
     """One worker: takes trials of each arm in turn until the arm's budget is spent."""
     _share_machine(worker, sweep.definition.workers)
+    tracker: Tracker = build(sweep.base_config().tracking)
     for arm in sweep.definition.arms:
         study = sweep.open_study(arm, worker)
         deadline = _deadline(study, sweep.definition.timeout_minutes)
-        while (trial := _next_trial(sweep, study, deadline)) is not None:
+        while (trial := _next_trial(sweep, study, deadline, tracker)) is not None:
             trial.set_user_attr("worker", worker)
             _run_trial(sweep, study, arm, trial)
 
@@ -242,23 +268,55 @@ def _deadline(study: optuna.Study, timeout_minutes: float | None) -> float | Non
     return started + timeout_minutes * 60
 
 
-def _next_trial(sweep: Sweep, study: optuna.Study, deadline: float | None) -> optuna.Trial | None:
-    """The next trial, or None when the budget is spent. Asking happens under the study's lock,
-    so concurrent workers never overshoot the trial count."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    if deadline is not None and time.time() >= deadline:
-        return None
-    with storage_lock(sweep.storage(), study.study_name):
-        limit = sweep.definition.trials
-        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        if limit is not None and counted_trials(study) >= limit and not waiting:
-            return None
+def _next_trial(
+    sweep: Sweep, study: optuna.Study, deadline: float | None, tracker: Tracker
+) -> optuna.Trial | None:
+    """The next trial, or None when the budget is spent and no other worker's trial is still
+    running (a running trial may yet be lost and re-queued). Asking happens under the study's
+    lock, so concurrent workers never overshoot the trial count."""
+    while True:
         with warnings.catch_warnings():
-            # fersweep records heartbeats itself (study_storage.heartbeat) for asked trials.
-            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed")
-            return study.ask()
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        _close_runs_of_lost_trials(study, tracker)
+        with storage_lock(sweep.storage(), study.study_name):
+            trials = study.get_trials(deepcopy=False)
+            waiting = any(t.state == TrialState.WAITING for t in trials)
+            running = any(t.state == TrialState.RUNNING for t in trials)
+            limit = sweep.definition.trials
+            out_of_time = deadline is not None and time.time() >= deadline
+            within_budget = limit is None or counted_trials(study) < limit
+            if waiting or (within_budget and not out_of_time):
+                with warnings.catch_warnings():
+                    # fersweep records heartbeats itself (study_storage.heartbeat).
+                    warnings.filterwarnings("ignore", "Heartbeat of storage is supposed")
+                    return study.ask()
+        if not running:
+            return None
+        time.sleep(sweep.definition.heartbeat_seconds)
+
+
+def _close_runs_of_lost_trials(study: optuna.Study, tracker: Tracker) -> None:
+    """A worker killed mid-trial leaves its MLflow run RUNNING; once Optuna has failed the trial
+    (no heartbeat), its run is ended as FAILED too, so Optuna and MLflow agree."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id and tracker.run_status(run_id) == "RUNNING":
+            tracker.fail_detached_run(run_id, "worker lost: no heartbeat; the trial is retried")
+
+
+class TrialTimeBudget(pl.Callback):
+    """Stops a trial that runs past its budget; the sweep records it as failed and goes on."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if time.monotonic() - self.start > self.seconds:
+            raise TrialTimeout(f"trial exceeded sweep.trial_timeout_minutes={self.seconds / 60:g}")
 
 
 def _run_trial(sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial) -> None:
@@ -268,17 +326,29 @@ def _run_trial(sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial)
     trial.set_user_attr("overrides", overrides)
     trial.set_user_attr("arm", arm)
     metric = d.objective["metric"]
-    tags = {"arm": arm, "sweep": d.name, "study": study.study_name,
-            "optuna_trial": str(trial.number), "kind": "trial"}
+    tags = {
+        "arm": arm,
+        "sweep": d.name,
+        "study": study.study_name,
+        "optuna_trial": str(trial.number),
+        "kind": "trial",
+    }
     with heartbeat(sweep.storage(), trial):
         try:
-            cfg = compose_config(sweep.config_dir, [*overrides, "eval_split=val",
-                                                    "tracking.log_model=false"])
-            pruning = PyTorchLightningPruningCallback(trial, monitor=d.objective["monitor"])
+            cfg = compose_config(
+                sweep.config_dir, [*overrides, "eval_split=val", "tracking.log_model=false"]
+            )
+            callbacks = [PyTorchLightningPruningCallback(trial, monitor=d.objective["monitor"])]
+            if d.trial_timeout_minutes:
+                callbacks.append(TrialTimeBudget(d.trial_timeout_minutes))
             result = train(
-                cfg, overrides, extra_callbacks=[pruning],
+                cfg,
+                overrides,
+                extra_callbacks=callbacks,
                 parent_run_id=study.user_attrs[PARENT_RUN_ATTR],
-                run_name=f"{arm}-trial-{trial.number}", tags=tags,
+                run_name=f"{arm}-trial-{trial.number}",
+                tags=tags,
+                on_run_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
             )
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
@@ -290,7 +360,6 @@ def _run_trial(sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial)
             console.print(f"[red]{arm} trial {trial.number} failed: {error}[/red]")
             log.debug("trial %s failed", trial.number, exc_info=True)
             return
-    trial.set_user_attr("mlflow_run_id", result.run_id)
     study.tell(trial, result.metrics[metric])
     console.print(f"{arm} trial {trial.number}: {metric} = {result.metrics[metric]:.4f}")
 
@@ -316,23 +385,38 @@ def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
             tracker.end_detached_run(parent, "FAILED")
             continue
         trial = study.best_trial
-        console.print(f"{arm}: best trial {trial.number}, {d.objective['metric']} = {trial.value:.4f}")
+        console.print(
+            f"{arm}: best trial {trial.number}, {d.objective['metric']} = {trial.value:.4f}"
+        )
         cfg = compose_config(sweep.config_dir, [*trial.user_attrs["overrides"], "eval_split=test"])
-        result = train(cfg, trial.user_attrs["overrides"], parent_run_id=parent,
-                       run_name=f"{arm}-best", tags={"arm": arm, "sweep": d.name,
-                       "kind": "best", "optuna_trial": str(trial.number)})
+        result = train(
+            cfg,
+            trial.user_attrs["overrides"],
+            parent_run_id=parent,
+            run_name=f"{arm}-best",
+            tags={"arm": arm, "sweep": d.name, "kind": "best", "optuna_trial": str(trial.number)},
+        )
         best[arm] = (trial, result)
         tracker.end_detached_run(parent, "FINISHED")
-    outcome = {"best": {arm: {"trial": t.number, "value": t.value, "params": t.params,
-                              "test_macro_f1": r.metrics["test/macro_f1"], "run_id": r.run_id}
-                        for arm, (t, r) in best.items()}}
+    outcome = {
+        "best": {
+            arm: {
+                "trial": t.number,
+                "value": t.value,
+                "params": t.params,
+                "test_macro_f1": r.metrics["test/macro_f1"],
+                "run_id": r.run_id,
+            }
+            for arm, (t, r) in best.items()
+        }
+    }
     if best:
         outcome["champion"] = register_models(tracker, d, best)
     if len(best) == 2:
         with tracker.resumed(sweep_run_id):
             report, summary, figure = summarise(
-                {arm: ArmSummary(arm, [r]) for arm, (_, r) in best.items()}, {},
-                d.bootstrap, d.seed)
+                {arm: ArmSummary(arm, [r]) for arm, (_, r) in best.items()}, {}, d.bootstrap, d.seed
+            )
             tracker.log_comparison(report, summary, figure)
         console.print(Markdown(report))
     tracker.log_dict_to(sweep_run_id, outcome, "sweep/outcome.json")
@@ -344,12 +428,21 @@ def register_models(tracker: Tracker, d: SweepDefinition, best) -> dict[str, Any
     """Register each arm's best model; the alias `champion` goes to the best by the sweep's
     objective (validation), never by test score."""
     versions = {
-        arm: tracker.register(result.run_id, d.registered_model, {"arm": arm, "sweep": d.name,
-                              "validation_" + d.objective["metric"].replace("/", "_"): str(t.value)})
+        arm: tracker.register(
+            result.run_id,
+            d.registered_model,
+            {
+                "arm": arm,
+                "sweep": d.name,
+                "validation_" + d.objective["metric"].replace("/", "_"): str(t.value),
+            },
+        )
         for arm, (t, result) in best.items()
     }
     pick = max if d.objective["direction"] == "maximize" else min
     champion_arm = pick(best, key=lambda arm: best[arm][0].value)
     tracker.set_alias(d.registered_model, "champion", versions[champion_arm])
-    console.print(f"champion: {d.registered_model} version {versions[champion_arm]} ({champion_arm})")
+    console.print(
+        f"champion: {d.registered_model} version {versions[champion_arm]} ({champion_arm})"
+    )
     return {"arm": champion_arm, "version": versions[champion_arm], "model": d.registered_model}

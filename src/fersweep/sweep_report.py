@@ -39,16 +39,19 @@ PLOTS = {
 def log_study(tracker: Tracker, study: optuna.Study, run_id: str) -> None:
     client = mlflow.MlflowClient()
     tracker.connect()
-    trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration",
-                                           "user_attrs"))
+    trials = study.trials_dataframe(
+        attrs=("number", "value", "state", "params", "duration", "user_attrs")
+    )
     with tempfile.TemporaryDirectory() as folder:
         table = Path(folder) / "trials.csv"
         trials.to_csv(table, index=False)
         client.log_artifact(run_id, str(table), "study")
         for name, (interactive, static) in PLOTS.items():
             _log_plot(client, run_id, study, name, interactive, static, Path(folder))
-    counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
-              for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    counts = {
+        state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
+        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
     for state, count in counts.items():
         client.log_metric(run_id, f"trials/{state}", count)
     if counts["complete"]:

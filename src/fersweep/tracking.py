@@ -100,6 +100,16 @@ class Tracker:
     def end_detached_run(self, run_id: str, status: str) -> None:
         mlflow.MlflowClient().set_terminated(run_id, status)
 
+    def fail_detached_run(self, run_id: str, reason: str) -> None:
+        client = mlflow.MlflowClient()
+        client.set_tag(run_id, "state", "failed")
+        client.set_tag(run_id, "error", reason)
+        client.set_terminated(run_id, "FAILED")
+
+    def run_status(self, run_id: str) -> str:
+        self.connect()
+        return mlflow.MlflowClient().get_run(run_id).info.status
+
     @contextmanager
     def resumed(self, run_id: str) -> Iterator[Run]:
         """Make an existing run the active one for a while, leaving its status as it was."""
@@ -137,7 +147,9 @@ class Tracker:
 
     def log_data(self, datamodule) -> None:
         report = datamodule.report
-        mlflow.set_tags({"data_fingerprint": datamodule.fingerprint, "data_root": str(datamodule.root)})
+        mlflow.set_tags(
+            {"data_fingerprint": datamodule.fingerprint, "data_root": str(datamodule.root)}
+        )
         mlflow.log_dict(report.as_dict(), "data/data_report.json")
         counts = {split: datamodule.class_counts(split) for split in ("train", "val", "test")}
         counts["train_balanced"] = datamodule.balanced_train_counts()
@@ -164,13 +176,17 @@ class Tracker:
         mlflow.log_dict(dict(summary), "comparison/summary.json")
         self.log_figure(figure, "comparison/confusion_side_by_side.png")
         difference = summary["difference"]
-        mlflow.log_metrics({
-            "comparison/macro_f1_difference": difference["difference"],
-            "comparison/macro_f1_difference_low": difference["low"],
-            "comparison/macro_f1_difference_high": difference["high"],
-            **{f"comparison/{arm['arm']}/macro_f1_mean": arm["macro F1 mean"]
-               for arm in summary["arms"]},
-        })
+        mlflow.log_metrics(
+            {
+                "comparison/macro_f1_difference": difference["difference"],
+                "comparison/macro_f1_difference_low": difference["low"],
+                "comparison/macro_f1_difference_high": difference["high"],
+                **{
+                    f"comparison/{arm['arm']}/macro_f1_mean": arm["macro F1 mean"]
+                    for arm in summary["arms"]
+                },
+            }
+        )
 
     def log_model_size(self, parameters: int) -> None:
         mlflow.log_param("model.n_parameters", parameters)
@@ -202,13 +218,18 @@ class Tracker:
         `classifier`, a pyfunc taking raw image bytes that preprocesses them as training did."""
         if not self.log_model_enabled:
             return
-        from fersweep.serving import EmotionClassifierModel, probability_table
+        from fersweep.serving import probability_table
 
         net = net.cpu().eval()
         with torch.no_grad():
             output = net(torch.from_numpy(example)).numpy()
-        requirements = [f"torch=={torch.__version__.split('+')[0]}", "numpy", "pandas",
-                        "opencv-python-headless", "pillow"]
+        requirements = [
+            f"torch=={torch.__version__.split('+')[0]}",
+            "numpy",
+            "pandas",
+            "opencv-python-headless",
+            "pillow",
+        ]
         network = mlflow.pytorch.log_model(
             net,
             name="model",
@@ -220,7 +241,7 @@ class Tracker:
         probabilities = torch.softmax(torch.from_numpy(output[:1]), dim=1).numpy()
         mlflow.pyfunc.log_model(
             name=CLASSIFIER_NAME,
-            python_model=EmotionClassifierModel(),
+            python_model=str(Path(__file__).with_name("serving_model.py")),
             artifacts={"network": network.model_uri},
             model_config={"preprocess": dict(preprocess), "batch_size": 256},
             code_paths=[str(Path(__file__).parent)],

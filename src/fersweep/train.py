@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import lightning.pytorch as pl
@@ -51,6 +51,7 @@ def train(
     parent_run_id: str | None = None,
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
+    on_run_start: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Train `cfg.model` on `cfg.data`, evaluate on `cfg.eval_split`, record it all in MLflow."""
     pl.seed_everything(cfg.seed, workers=True)
@@ -64,6 +65,8 @@ def train(
     callbacks = [build(c) for c in cfg.callbacks.values()]
 
     with tracker.run(run_name or cfg.run_name, parent_run_id, tags) as run:
+        if on_run_start:
+            on_run_start(run.info.run_id)
         tracker.log_config(cfg, list(overrides))
         tracker.log_model_size(count_parameters(net))
         datamodule.setup("fit")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,8 +68,13 @@ def load_images(
     key = cache_key(preprocessor, data_fingerprint, records)
     path = cache_dir / f"{key}.npz" if cache_dir else None
     if path and path.is_file():
-        log.info("preprocessed images from cache %s", path)
-        return _read_cache(path, records)
+        try:
+            cached = _read_cache(path, records)
+            log.info("preprocessed images from cache %s", path)
+            return cached
+        except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
+            # np.load refuses pickled objects (allow_pickle=False): such a file is never run.
+            log.warning("ignoring unusable cache file %s (%s); preprocessing again", path, error)
     image_set, report = _decode_all(records, images_dir, preprocessor, workers)
     if path:
         _write_cache(path, image_set, report)
@@ -121,7 +127,7 @@ def _write_cache(path: Path, image_set: ImageSet, report: DataReport) -> None:
 
 
 def _read_cache(path: Path, records: Sequence[Record]) -> tuple[ImageSet, DataReport]:
-    with np.load(path) as stored:
+    with np.load(path, allow_pickle=False) as stored:
         images, files = stored["images"], stored["files"].tolist()
         saved = json.loads(str(stored["report"]))
     by_file = {record.file: record for record in records}

@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fersweep import EMOTIONS
-from fersweep.data.legend import IMAGE_SUFFIXES, DataReport, Record, identity_from_filename
-from fersweep.data.legend import normalise_emotion
+from fersweep.data.legend import (
+    IMAGE_SUFFIXES,
+    DataReport,
+    Record,
+    identity_from_filename,
+    normalise_emotion,
+)
 from fersweep.errors import DataError
 
 

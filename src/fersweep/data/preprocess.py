@@ -15,14 +15,16 @@ from fersweep.errors import ConfigError, ImageError
 
 FIT_MODES = ("pad", "crop")
 # Bump when the preprocessing code changes, so old caches are not reused.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 
 @dataclass(frozen=True)
 class Preprocessor:
     """Grey or colour, `size`x`size`, fitted by black padding or centre crop, optional face crop.
 
-    `max_pixels` refuses images whose header announces more pixels, before decoding them.
+    `max_pixels` refuses images whose header announces more pixels, before decoding them;
+    `min_side` refuses images too small to hold a face (e.g. 1x1 placeholders).
     """
 
     channels: int
@@ -30,16 +32,21 @@ class Preprocessor:
     fit: str
     face_crop: bool
     max_pixels: int
+    min_side: int
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
-            raise ConfigError(f"data.preprocess.channels={self.channels}: use 1 (grey) or 3 (colour)")
+            raise ConfigError(
+                f"data.preprocess.channels={self.channels}: use 1 (grey) or 3 (colour)"
+            )
         if self.size < 8:
             raise ConfigError(f"data.preprocess.size={self.size}: must be at least 8 pixels")
         if self.fit not in FIT_MODES:
             raise ConfigError(f"data.preprocess.fit={self.fit!r}: use one of {FIT_MODES}")
         if self.max_pixels <= 0:
             raise ConfigError(f"data.preprocess.max_pixels={self.max_pixels}: must be positive")
+        if self.min_side <= 0:
+            raise ConfigError(f"data.preprocess.min_side={self.min_side}: must be positive")
 
     def settings(self) -> dict:
         return {**asdict(self), "version": PREPROCESS_VERSION}
@@ -50,10 +57,20 @@ class Preprocessor:
 
     def load(self, path: Path) -> np.ndarray:
         """The preprocessed HxWxC uint8 array for one image file; ImageError if it is unusable."""
-        return self.apply(decode_image(path, self.max_pixels, colour=self.channels == 3))
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise ImageError(f"{path}: cannot read ({error.strerror})") from error
+        return self.load_bytes(data, str(path))
 
     def load_bytes(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
-        return self.apply(decode_bytes(data, name, self.max_pixels, colour=self.channels == 3))
+        image = decode_bytes(data, name, self.max_pixels, colour=self.channels == 3)
+        if min(image.shape[:2]) < self.min_side:
+            raise ImageError(
+                f"{name}: {image.shape[1]}x{image.shape[0]} pixels is smaller than "
+                f"data.preprocess.min_side={self.min_side}"
+            )
+        return self.apply(image)
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         """Preprocess a decoded array of any size, grey (HxW or HxWx1) or colour (HxWx3 BGR)."""
@@ -81,7 +98,9 @@ class Preprocessor:
         cascade = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         detector = cv2.CascadeClassifier(str(cascade))
         if detector.empty():
-            raise ConfigError(f"data.preprocess.face_crop: OpenCV's Haar cascade {cascade} is missing")
+            raise ConfigError(
+                f"data.preprocess.face_crop: OpenCV's Haar cascade {cascade} is missing"
+            )
         return detector
 
     def _crop_largest_face(self, image: np.ndarray) -> np.ndarray:
@@ -109,18 +128,13 @@ def fit_square(image: np.ndarray, size: int, fit: str) -> np.ndarray:
     return canvas
 
 
-def decode_image(path: Path, max_pixels: int, colour: bool) -> np.ndarray:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ImageError(f"{path}: cannot read ({error.strerror})") from error
-    return decode_bytes(data, str(path), max_pixels, colour)
-
-
 def decode_bytes(data: bytes, name: str, max_pixels: int, colour: bool) -> np.ndarray:
     """Decode an encoded image, refusing empty files, non-images and over-large dimensions."""
     if not data:
         raise ImageError(f"{name}: empty file")
+    if data.startswith(JPEG_START) and not data.rstrip(b"\x00").endswith(JPEG_END):
+        # OpenCV decodes a cut-off JPEG into a half-grey picture with only a warning.
+        raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
     width, height = _announced_size(data, name)
     if width * height > max_pixels:
         raise ImageError(
@@ -138,5 +152,7 @@ def _announced_size(data: bytes, name: str) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as header:
             return header.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"{name}: {error}; far above data.preprocess.max_pixels") from error
+    except (UnidentifiedImageError, OSError) as error:
         raise ImageError(f"{name}: not an image ({error})") from error

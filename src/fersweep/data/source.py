@@ -59,8 +59,10 @@ def download_dataset(url: str, root: Path) -> None:
         try:
             _fetch(url, archive)
         except OSError as error:
-            raise DataError(f"could not download the data set from data.download.url={url}: "
-                            f"{error}. Point FERSWEEP_DATA at a local copy instead.") from error
+            raise DataError(
+                f"could not download the data set from data.download.url={url}: "
+                f"{error}. Point FERSWEEP_DATA at a local copy instead."
+            ) from error
         _unpack(archive, root)
     if not is_legend_dataset(root):
         raise DataError(f"the archive at {url} held no {LEGEND_NAME} and {IMAGES_DIR}/ folder")
