@@ -9,17 +9,15 @@ import sys
 from pathlib import Path
 
 from fersweep.compare import ComparisonDefinition, run_comparison
+from fersweep.config import split_arguments
 from fersweep.errors import exits_cleanly
 
 ROOT = Path(__file__).resolve().parent
-PREFIX = "compare."
 
 
 @exits_cleanly
 def main(argv: list[str]) -> None:
-    path = argv.pop(0) if argv and argv[0].endswith(".yaml") else ROOT / "sweeps/compare.yaml"
-    own = [a.removeprefix(PREFIX) for a in argv if a.startswith(PREFIX)]
-    overrides = [a for a in argv if not a.startswith(PREFIX)]
+    path, own, overrides = split_arguments(argv, ROOT / "sweeps/compare.yaml", "compare.")
     run_comparison(ComparisonDefinition.load(path, own), ROOT / "conf", overrides)
 
 

@@ -9,18 +9,16 @@ other override applies to every trial (e.g. `trainer.max_epochs=3`).
 import sys
 from pathlib import Path
 
+from fersweep.config import split_arguments
 from fersweep.errors import exits_cleanly
 from fersweep.sweep import Sweep, SweepDefinition, run_sweep
 
 ROOT = Path(__file__).resolve().parent
-PREFIX = "sweep."
 
 
 @exits_cleanly
 def main(argv: list[str]) -> None:
-    path = argv.pop(0) if argv and argv[0].endswith(".yaml") else ROOT / "sweeps/default.yaml"
-    own = [a.removeprefix(PREFIX) for a in argv if a.startswith(PREFIX)]
-    overrides = [a for a in argv if not a.startswith(PREFIX)]
+    path, own, overrides = split_arguments(argv, ROOT / "sweeps/default.yaml", "sweep.")
     run_sweep(Sweep(SweepDefinition.load(path, own), ROOT / "conf", overrides))
 
 

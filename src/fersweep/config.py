@@ -56,3 +56,14 @@ def build(node: DictConfig, **kwargs):
                 raise cause from None
             cause = cause.__cause__
         raise ConfigError(str(error)) from error
+
+
+def split_arguments(
+    argv: Sequence[str], default_definition: Path, prefix: str
+) -> tuple[Path, list[str], list[str]]:
+    """`[definition.yaml] [<prefix>key=value ...] [override ...]` as (definition file, the
+    definition's own overrides without the prefix, config overrides for every run)."""
+    argv = list(argv)
+    path = Path(argv.pop(0)) if argv and argv[0].endswith(".yaml") else default_definition
+    own = [a.removeprefix(prefix) for a in argv if a.startswith(prefix)]
+    return path, own, [a for a in argv if not a.startswith(prefix)]

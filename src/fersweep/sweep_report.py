@@ -16,24 +16,8 @@ from fersweep.tracking import Tracker, flatten
 
 log = logging.getLogger(__name__)
 
-PLOTS = {
-    "optimization_history": (
-        optuna.visualization.plot_optimization_history,
-        optuna.visualization.matplotlib.plot_optimization_history,
-    ),
-    "param_importances": (
-        optuna.visualization.plot_param_importances,
-        optuna.visualization.matplotlib.plot_param_importances,
-    ),
-    "parallel_coordinate": (
-        optuna.visualization.plot_parallel_coordinate,
-        optuna.visualization.matplotlib.plot_parallel_coordinate,
-    ),
-    "intermediate_values": (
-        optuna.visualization.plot_intermediate_values,
-        optuna.visualization.matplotlib.plot_intermediate_values,
-    ),
-}
+# Each as optuna.visualization.plot_<name> (HTML) and its matplotlib twin (PNG).
+PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "intermediate_values")
 
 
 def log_study(tracker: Tracker, study: optuna.Study, run_id: str) -> None:
@@ -46,7 +30,9 @@ def log_study(tracker: Tracker, study: optuna.Study, run_id: str) -> None:
         table = Path(folder) / "trials.csv"
         trials.to_csv(table, index=False)
         client.log_artifact(run_id, str(table), "study")
-        for name, (interactive, static) in PLOTS.items():
+        for name in PLOTS:
+            interactive = getattr(optuna.visualization, f"plot_{name}")
+            static = getattr(optuna.visualization.matplotlib, f"plot_{name}")
             _log_plot(client, run_id, study, name, interactive, static, Path(folder))
     counts = {
         state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
