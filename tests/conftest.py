@@ -139,5 +139,3 @@ def postgres_database():
         _OPEN.pop(key).engine.dispose()
     admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     admin.close()
-
-

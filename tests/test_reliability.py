@@ -383,4 +383,3 @@ def test_two_workers_on_postgresql_one_killed_the_other_finishes(
     assert_nothing_lost(sweep, {}, requested=4)
     record_faults("faults injected")
     record_faults("trials lost", 0)
-

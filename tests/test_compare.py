@@ -1,0 +1,67 @@
+"""The comparison's statistics: Bayes' rule at the natural prevalence and the paired bootstrap."""
+
+import numpy as np
+import pytest
+
+from fersweep.compare import ArmSummary, ComparisonDefinition, summarise
+from fersweep.errors import ConfigError
+from fersweep.metrics import evaluate, paired_bootstrap_difference, precision_at_prevalence
+from fersweep.train import RunResult
+from tests.conftest import PROJECT_ROOT
+
+
+def test_precision_at_prevalence_reweights_a_balanced_test_set_to_the_real_world():
+    # Balanced test set: 100 of each; the classifier finds 90% of class 1, and calls 10% of
+    # class 0 "1". Plain precision is 0.9; with class 1 at 1% prevalence it is far lower.
+    confusion = np.array([[90, 10], [10, 90]])
+    plain = evaluate(
+        np.repeat([0, 0, 1, 1], [90, 10, 10, 90]), np.repeat([0, 1, 0, 1], [90, 10, 10, 90])
+    ).per_class
+    adjusted = precision_at_prevalence(confusion, np.array([0.99, 0.01]))
+    assert adjusted[1] == pytest.approx(0.9 * 0.01 / (0.9 * 0.01 + 0.1 * 0.99))
+    assert adjusted[1] < 0.1 < plain["precision"].iloc[1]
+    assert precision_at_prevalence(confusion, np.array([0.5, 0.5]))[1] == pytest.approx(0.9)
+
+
+def test_a_never_predicted_class_has_no_precision():
+    adjusted = precision_at_prevalence(np.array([[5, 0], [3, 0]]), np.array([0.5, 0.5]))
+    assert np.isnan(adjusted[1])
+
+
+def test_the_paired_bootstrap_interval_holds_a_real_difference_and_excludes_zero():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, 400)
+    good = np.where(rng.random(400) < 0.8, truth, rng.integers(0, 4, 400))
+    poor = np.where(rng.random(400) < 0.4, truth, rng.integers(0, 4, 400))
+    result = paired_bootstrap_difference(truth, [poor], [good], 300, 0.95, seed=1)
+    assert result["low"] < result["difference"] < result["high"]
+    assert result["low"] > 0
+    same = paired_bootstrap_difference(truth, [good], [good], 300, 0.95, seed=1)
+    assert same["low"] == same["high"] == 0
+
+
+def run(truth, predicted) -> RunResult:
+    probabilities = np.eye(8)[predicted]
+    return RunResult("id", {}, evaluate(truth, predicted), truth, probabilities, np.full(8, 1 / 8))
+
+
+def test_the_report_compares_arms_on_the_same_split_and_refuses_different_splits():
+    truth = np.arange(80) % 8
+    arms = {
+        "original": ArmSummary("original", [run(truth, np.zeros(80, int))]),
+        "balanced": ArmSummary("balanced", [run(truth, truth)]),
+    }
+    report, summary, _ = summarise(arms, {}, {"resamples": 50, "confidence": 0.9}, seed=0)
+    assert "balanced vs original" in report and summary["difference"]["difference"] > 0.9
+    other = {
+        "original": arms["original"],
+        "balanced": ArmSummary("balanced", [run(truth[::-1], truth)]),
+    }
+    with pytest.raises(ConfigError, match="data.split.seed"):
+        summarise(other, {}, {"resamples": 50, "confidence": 0.9}, seed=0)
+
+
+def test_the_default_comparison_definition_loads_and_takes_overrides():
+    definition = ComparisonDefinition.load(PROJECT_ROOT / "sweeps/compare.yaml", ["seeds=[7]"])
+    assert list(definition.arms) == ["original", "balanced"] and definition.seeds == [7]
+    assert "data.split.seed=42" in definition.base
