@@ -51,6 +51,7 @@ def test_every_kind_of_problem_is_counted(messy):
         "unsafe_path": 2,
         "malformed_row": 1,
         "unlabelled_image": 3,  # D (unknown label), E (no row), F (malformed row)
+        "label_case_folded": 2,  # HAPPINESS, Neutral: kept, and counted
     }
 
 

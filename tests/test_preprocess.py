@@ -76,3 +76,9 @@ def test_images_over_the_pixel_cap_are_refused_before_decoding(tmp_path):
 def test_bad_settings_fail_naming_the_key(setting, key):
     with pytest.raises(ConfigError, match=f"data.preprocess.{key}"):
         preprocessor(**setting)
+
+
+def test_face_crop_uses_opencvs_bundled_cascade_and_keeps_faceless_images_whole():
+    prep = preprocessor(face_crop=True, size=32)
+    flat = np.full((120, 90), 128, np.uint8)  # no face to find
+    assert np.array_equal(prep.apply(flat), preprocessor(size=32).apply(flat))

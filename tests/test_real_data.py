@@ -17,6 +17,7 @@ def test_the_real_legend_cleans_up_as_its_source_documents():
     assert report.counts["exact_duplicate"] == 7
     assert report.counts["conflicting_duplicate"] == 1
     assert report.counts["unlabelled_image"] == 36
+    assert report.counts["label_case_folded"] == 921  # HAPPINESS, NEUTRAL, SADNESS ...
     assert "Avinash_30.jpg" in report.examples["conflicting_duplicate"][0]
     assert len({r.emotion for r in records}) == 8
     assert len(records) == 13_690 - 7 - 2

@@ -103,6 +103,7 @@ def test_bad_data_is_skipped_named_and_counted_and_training_goes_on(corrupted, c
     assert problems["unsafe_path"] == 2
     assert problems["missing_file"] == 1 and problems["unknown_label"] == 1
     assert problems["conflicting_duplicate"] == 1
+    assert problems["label_case_folded"] == 1  # "HAPPINESS": kept as happiness, and counted
     for problem, names in expected.items():
         if problem == "exact_duplicate":
             continue

@@ -100,6 +100,8 @@ def read_legend(legend_path: Path, images_dir: Path) -> tuple[list[Record], Data
         if emotion is None:
             report.add("unknown_label", f"{legend_path.name}:{line}: {image} -> {label!r}")
             continue
+        if label != emotion:
+            report.add("label_case_folded", f"{legend_path.name}:{line}: {label!r} -> {emotion}")
         by_file[image].append((line, emotion))
 
     on_disk = {p.name for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
