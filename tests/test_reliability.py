@@ -339,7 +339,7 @@ def test_a_worker_killed_mid_trial_loses_nothing_when_the_sweep_restarts(tmp_pat
     path = one_arm(tmp_path, heartbeat_seconds=1, max_retry=2)
     own = ["sweep.trials=3"]
     sweep = make_sweep(path, sweep_overrides, trials=3)
-    storage = sweep.storage_url()
+    storage = sweep.storage_url
     worker = sweep_process(path, sweep_overrides, own, tmp_path / "worker.log")
     victim = wait_for(
         lambda: trial_in_flight(storage, "tiny-original", after=1),

@@ -12,8 +12,10 @@ import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,7 @@ class Sweep:
     def base_config(self):
         return compose_config(self.config_dir, [*self.definition.base, *self.overrides])
 
+    @cached_property
     def storage_url(self) -> str:
         return (
             self.definition.storage or f"sqlite:///{self.base_config().paths.mlruns_dir}/optuna.db"
@@ -138,7 +141,7 @@ class Sweep:
 
     def storage(self) -> RDBStorage:
         d = self.definition
-        return open_storage(self.storage_url(), d.heartbeat_seconds, d.max_retry)
+        return open_storage(self.storage_url, d.heartbeat_seconds, d.max_retry)
 
     def open_study(self, arm: str, worker: int = 0) -> optuna.Study:
         d = self.definition
@@ -173,23 +176,34 @@ class Sweep:
 def run_sweep(sweep: Sweep) -> dict[str, Any]:
     """Run (or resume) every arm with `workers` processes, then finish: best trials retrained
     on the test split, the champion registered, and the arms compared."""
-    d = sweep.definition
     sweep.check()
     sweep_run_id = ensure_parent_runs(sweep)
-    if d.workers == 1:
+    if sweep.definition.workers == 1:
         work(sweep, worker=0)
     else:
-        context = multiprocessing.get_context("spawn")
-        processes = [
-            context.Process(target=work, args=(sweep, index), name=f"fersweep-worker-{index}")
-            for index in range(d.workers)
-        ]
-        for process in processes:
+        _run_worker_processes(sweep)
+    return _finish_once(sweep, sweep_run_id)
+
+
+def _run_worker_processes(sweep: Sweep) -> None:
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=work, args=(sweep, index), name=f"fersweep-worker-{index}")
+        for index in range(sweep.definition.workers)
+    ]
+    gpus = torch.cuda.device_count()
+    for index, process in enumerate(processes):
+        with _visible_gpu(index, gpus):  # one GPU per worker when there are several
             process.start()
-        for process in processes:
-            process.join()
+    for process in processes:
+        process.join()
+
+
+def _finish_once(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
+    """Every machine's driver gets here; the first finishes the sweep for the trials there are,
+    the others find it finished."""
+    d = sweep.definition
     with storage_lock(sweep.storage(), f"{d.name}-finish"):
-        # Every machine's driver gets here; the first finishes the sweep for the trials there are.
         studies = [sweep.open_study(arm) for arm in d.arms]
         done = {s.study_name: counted_trials(s) for s in studies}
         if all(s.user_attrs.get(FINISHED_ATTR) == done[s.study_name] for s in studies):
@@ -251,12 +265,26 @@ def work(sweep: Sweep, worker: int) -> None:
 
 
 def _share_machine(worker: int, workers: int) -> None:
-    """Split the CPU cores between workers, and give each its own GPU when there are several."""
+    """Split the CPU cores between the workers of one machine."""
     if workers > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-        gpus = torch.cuda.device_count()
-        if gpus > 1:
-            torch.cuda.set_device(worker % gpus)
+
+
+@contextmanager
+def _visible_gpu(worker: int, gpus: int) -> Iterator[None]:
+    """While a worker process starts, it sees only its own GPU (it inherits the environment)."""
+    if gpus <= 1:
+        yield
+        return
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(worker % gpus)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES")
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
 
 
 def _deadline(study: optuna.Study, timeout_minutes: float | None) -> float | None:
