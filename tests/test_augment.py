@@ -31,13 +31,81 @@ def test_a_number_as_target_caps_every_class_at_it(compose):
     assert np.bincount(labels, weights=copies + 1).tolist() == [30, 50]
 
 
-def test_copies_are_augmented_versions_of_their_image(balanced):
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 255, (50, 50, 1), dtype=np.uint8)
-    variants = [balanced.augment(image) for _ in range(5)]
-    assert all(v.shape == image.shape and v.dtype == np.uint8 for v in variants)
-    assert any(not np.array_equal(v, image) for v in variants)
-    assert not np.array_equal(variants[0], variants[1])  # fresh every time
+@pytest.mark.parametrize("pipeline", ["batched", "albumentations"])
+def test_copies_are_fresh_augmented_versions_of_their_images(compose, pipeline):
+    balancing = build(compose("augment=balanced", f"augment/pipeline={pipeline}").augment)
+    images = np.random.default_rng(0).integers(0, 255, (8, 50, 50, 1), dtype=np.uint8)
+    first, second = balancing.augment(images), balancing.augment(images)
+    assert first.shape == images.shape and first.dtype == np.uint8
+    assert not np.array_equal(first, images)
+    assert not np.array_equal(first, second)  # fresh every time
+    assert balancing.augment(images[:0]).shape == (0, 50, 50, 1)
+
+
+def batch_augment(compose, *overrides: str):
+    """The batched pipeline with every operation off unless an override turns it on."""
+    off = [
+        f"augment.pipeline.{key}=0"
+        for key in ("flip_p", "affine_p", "brightness_contrast_p", "noise_p", "dropout_p")
+    ]
+    return build(compose("augment=balanced", *off, *overrides).augment.pipeline)
+
+
+def test_the_batched_pipeline_with_every_operation_off_returns_the_images_unchanged(compose):
+    images = torch.randint(0, 256, (4, 1, 20, 20), dtype=torch.uint8)
+    assert torch.equal(batch_augment(compose)(images), images)
+
+
+def test_a_certain_flip_mirrors_every_image(compose):
+    images = torch.randint(0, 256, (4, 3, 20, 20), dtype=torch.uint8)
+    assert torch.equal(batch_augment(compose, "augment.pipeline.flip_p=1")(images), images.flip(-1))
+
+
+def test_scaling_down_shrinks_the_face_inside_black_borders(compose):
+    augment = batch_augment(
+        compose,
+        "augment.pipeline.affine_p=1",
+        "augment.pipeline.rotate_degrees=0",
+        "augment.pipeline.translate=0",
+        "augment.pipeline.scale=[0.5,0.5]",
+    )
+    white = torch.full((2, 1, 40, 40), 255, dtype=torch.uint8)
+    out = augment(white).float() / 255
+    assert out.mean().item() == pytest.approx(0.25, abs=0.03)  # half the side: a quarter left
+    assert out[:, :, 20, 20].min() == 1 and out[:, :, 0, 0].max() == 0  # centred
+
+
+def test_brightness_shifts_each_image_by_one_amount_within_its_range(compose):
+    augment = batch_augment(
+        compose,
+        "augment.pipeline.brightness_contrast_p=1",
+        "augment.pipeline.brightness=0.2",
+        "augment.pipeline.contrast=0",
+    )
+    out = augment(torch.full((16, 1, 10, 10), 128, dtype=torch.uint8)).float()
+    per_image = out.flatten(1)
+    assert (per_image == per_image[:, :1]).all()  # the whole image moves together
+    assert per_image.min() >= 128 - 51 and per_image.max() <= 128 + 51
+    assert per_image[:, 0].unique().numel() > 1  # a fresh amount per image
+
+
+def test_dropout_blacks_out_one_or_two_rectangles_of_the_configured_size(compose):
+    augment = batch_augment(compose, "augment.pipeline.dropout_p=1")
+    out = augment(torch.full((32, 1, 50, 50), 255, dtype=torch.uint8))
+    black = (out == 0).flatten(1).sum(dim=1)
+    assert black.min() >= 5 * 5 and black.max() <= 2 * 10 * 10  # sides 10-20% of 50
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("augment.pipeline.flip_p=1.5", "augment.pipeline.flip_p"),
+        ("augment.pipeline.scale=[1.1,0.9]", "augment.pipeline.scale"),
+    ],
+)
+def test_bad_pipeline_settings_name_the_key(compose, override, key):
+    with pytest.raises(ConfigError, match=key):
+        build(compose("augment=balanced", override).augment)
 
 
 def test_class_weights_and_the_sampler_favour_rare_classes(compose):
@@ -63,6 +131,12 @@ def test_only_the_training_split_is_grown_and_evaluation_sees_original_images(
     train = datamodule.indices("train")
     assert set(datamodule.train_index) <= set(train)  # copies only of training images
     assert len(datamodule.train_index) > len(train)
+    grown = datamodule.train_dataset()
+    batch = grown.__getitems__(list(range(len(grown))))  # how the DataLoader asks
+    stored = datamodule.image_set.images[grown.index].transpose(0, 3, 1, 2)
+    same = np.array([np.array_equal(image.numpy(), s) for (image, _), s in zip(batch, stored)])
+    assert same[~grown.is_copy].all()  # originals as they are
+    assert not same[grown.is_copy].all()  # copies augmented
     for split in ("val", "test"):
         dataset = datamodule.eval_dataset(split)
         assert not dataset.is_copy.any()

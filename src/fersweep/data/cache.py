@@ -7,9 +7,10 @@ import json
 import logging
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +30,11 @@ class ImageSet:
     images: np.ndarray
     records: list[Record]
 
-    @property
+    @cached_property
     def labels(self) -> np.ndarray:
         return np.array([r.label for r in self.records], dtype=np.int64)
 
-    @property
+    @cached_property
     def identities(self) -> np.ndarray:
         return np.array([r.identity for r in self.records])
 
@@ -47,9 +48,9 @@ def fingerprint(legend_path: Path | None, images_dir: Path) -> str:
     digest = hashlib.sha256()
     if legend_path is not None:
         digest.update(legend_path.read_bytes())
-    for entry in sorted(os.scandir(images_dir), key=lambda e: e.name):
-        if entry.is_file():
-            digest.update(f"{entry.name}\0{entry.stat().st_size}\n".encode())
+    with os.scandir(images_dir) as entries:
+        listing = sorted(f"{e.name}\0{e.stat().st_size}\n" for e in entries if e.is_file())
+    digest.update("".join(listing).encode())
     return digest.hexdigest()[:16]
 
 
@@ -79,6 +80,35 @@ def load_images(
     if path:
         _write_cache(path, image_set, report)
     return image_set, report
+
+
+def cached_array(path: Path | None, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """`compute()`, saved to `path` (a .npy file) the first time and read from it afterwards."""
+    if path and path.is_file():
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            log.warning("ignoring unusable cache file %s (%s); computing again", path, error)
+    array = compute()
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(partial, array, allow_pickle=False)
+        os.replace(partial, path)
+    return array
+
+
+def content_key(*parts: np.ndarray | dict) -> str:
+    """A short hash of arrays (by their bytes) and settings (by their JSON)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            digest.update(f"{part.dtype}{part.shape}".encode())
+            digest.update(np.ascontiguousarray(part).tobytes())
+        else:
+            digest.update(json.dumps(part, sort_keys=True).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:20]
 
 
 def cache_key(preprocessor: Preprocessor, data_fingerprint: str, records: Sequence[Record]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from fersweep import EMOTIONS
 from fersweep.augment import Balancing, expand_with_copies
-from fersweep.data.cache import ImageSet, fingerprint, load_images
+from fersweep.data.cache import ImageSet, cached_array, content_key, fingerprint, load_images
 from fersweep.data.folder import read_folder
 from fersweep.data.legend import DataReport, Record, read_legend
 from fersweep.data.preprocess import Preprocessor
@@ -53,13 +53,17 @@ class EmotionImages(Dataset):
         return len(self.index)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, int]:
-        source = self.index[item]
-        image = self.images[source]
-        if self.is_copy[item]:
-            image = self.balancing.augment(image)
-        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(
-            self.labels[source]
-        )
+        return self.__getitems__([item])[0]
+
+    def __getitems__(self, items: list[int]) -> list[tuple[torch.Tensor, int]]:
+        """A whole batch at once (the DataLoader asks so), so copies are augmented together."""
+        sources = self.index[items]
+        images = self.images[sources]
+        copies = self.is_copy[items]
+        if copies.any():
+            images[copies] = self.balancing.augment(images[copies])
+        batch = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+        return list(zip(batch, self.labels[sources].tolist()))
 
 
 class EmotionDataModule(pl.LightningDataModule):
@@ -115,16 +119,21 @@ class EmotionDataModule(pl.LightningDataModule):
         if self.balancing.before_split:
             image_set = self._materialise_copies(image_set)
         self.image_set, self.report = image_set, report
-        self.assignment = split_assignments(
-            image_set.labels,
-            image_set.identities,
-            self.split_config.method,
-            self.split_config.val_fraction,
-            self.split_config.test_fraction,
-            self.split_config.seed,
-        )
+        self.assignment = self._assign_splits()
         self._report_empty_classes()
         self._build_training_set()
+
+    def _assign_splits(self) -> np.ndarray:
+        """The split, computed once per data and settings (a grouped stratified split of 13k
+        images takes seconds) and cached beside the preprocessed arrays."""
+        labels, identities = self.image_set.labels, self.image_set.identities
+        path = None
+        if self.cache_dir and not self.balancing.before_split:
+            key = content_key(labels, identities, asdict(self.split_config))
+            path = Path(self.cache_dir) / f"split-{key}.npy"
+        return cached_array(
+            path, lambda: split_assignments(labels, identities, **asdict(self.split_config))
+        )
 
     def _read_records(self) -> tuple[list[Record], DataReport, Path, Path | None]:
         if self.layout == "folder":
@@ -157,12 +166,9 @@ class EmotionDataModule(pl.LightningDataModule):
             image_set.labels, len(EMOTIONS), self.split_config.seed
         )
         index, is_copy = expand_with_copies(copies)
-        images = np.stack(
-            [
-                self.balancing.augment(image_set.images[i]) if copy else image_set.images[i]
-                for i, copy in zip(index, is_copy)
-            ]
-        )
+        images = image_set.images[index]
+        for chunk in np.array_split(np.flatnonzero(is_copy), max(1, is_copy.sum() // 4096)):
+            images[chunk] = self.balancing.augment(images[chunk])
         records = [image_set.records[i] for i in index]
         self.materialised_copy = is_copy
         return ImageSet(images, records)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ def identity_from_filename(file: str) -> str:
 
     `George_W_Bush_0012.jpg` -> `George_W_Bush`, `HrithikRoshan_45.jpg` -> `HrithikRoshan`.
     """
-    stem = Path(file).stem
+    stem = os.path.splitext(os.path.basename(file))[0]
     return _TRAILING_NUMBER.sub("", stem) or stem
 
 
@@ -76,6 +77,8 @@ def is_safe_relative_name(name: str) -> bool:
     """True for a plain relative path that stays inside the images folder."""
     if not name or "\x00" in name:
         return False
+    if not any(separator in name for separator in "/\\:"):
+        return name != ".."  # a bare file name: the common case, no path parsing needed
     for pure in (PurePosixPath(name), PureWindowsPath(name)):
         if pure.is_absolute() or pure.anchor or ".." in pure.parts:
             return False
@@ -104,7 +107,7 @@ def read_legend(legend_path: Path, images_dir: Path) -> tuple[list[Record], Data
             report.add("label_case_folded", f"{legend_path.name}:{line}: {label!r} -> {emotion}")
         by_file[image].append((line, emotion))
 
-    on_disk = {p.name for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    on_disk = {name for name in os.listdir(images_dir) if name.lower().endswith(IMAGE_SUFFIXES)}
     records = []
     for image, entries in by_file.items():
         emotions = {emotion for _, emotion in entries}
