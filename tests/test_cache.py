@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fersweep.data.datamodule as datamodule_module
+from fersweep.config import build
 from fersweep.data.cache import fingerprint, load_images
 from fersweep.data.legend import read_legend
 from fersweep.data.preprocess import Preprocessor
@@ -57,3 +59,19 @@ def test_unreadable_images_are_skipped_and_counted_in_the_report(tiny_dataset, t
     )
     _, cached_report = load(tiny_dataset, tmp_path / "cache")
     assert cached_report.counts == report.counts
+
+
+def test_the_split_is_cached_too_and_changes_with_its_settings(compose, tiny_dataset, monkeypatch):
+    def datamodule(*overrides: str):
+        cfg = compose(f"data.root={tiny_dataset}", "data.preprocess.size=32", *overrides)
+        module = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+        module.setup()
+        return module
+
+    first = datamodule()
+    monkeypatch.setattr(
+        datamodule_module, "split_assignments", lambda *a, **k: pytest.fail("split again")
+    )
+    assert np.array_equal(datamodule().assignment, first.assignment)
+    with pytest.raises(pytest.fail.Exception, match="split again"):
+        datamodule("data.split.seed=7")  # other settings: computed, not read from the cache

@@ -128,7 +128,7 @@ class EmotionDataModule(pl.LightningDataModule):
         images takes seconds) and cached beside the preprocessed arrays."""
         labels, identities = self.image_set.labels, self.image_set.identities
         path = None
-        if self.cache_dir and not self.balancing.before_split:
+        if self.cache_dir:
             key = content_key(labels, identities, asdict(self.split_config))
             path = Path(self.cache_dir) / f"split-{key}.npy"
         return cached_array(
