@@ -1,12 +1,14 @@
 """One short training run on a tiny data set leaves a complete MLflow run behind."""
 
 import json
+import math
 
 import mlflow
 import pytest
 import torch
 
 from fersweep.config import compose_config
+from fersweep.errors import ConfigError
 from fersweep.train import train
 from tests.conftest import CONFIG_DIR
 
@@ -87,3 +89,19 @@ def test_the_logged_models_load_the_network_and_the_raw_image_classifier(finishe
 def test_a_class_weighted_run_trains_on_the_same_data(compose, tiny_run_overrides):
     results = train(compose(*tiny_run_overrides, "augment=class_weights")).metrics
     assert 0 <= results["test/macro_f1"] <= 1
+
+
+def test_a_run_without_a_validation_split_trains_and_tests(compose, tiny_run_overrides):
+    """The seed report kept no validation images: val_fraction=0 with nothing monitoring it."""
+    cfg = compose(*tiny_run_overrides, "data.split.val_fraction=0", "callbacks=none")
+    metrics = train(cfg).metrics
+    assert 0 <= metrics["test/accuracy"] <= 1
+    assert math.isnan(metrics["val/macro_f1_best"])  # never validated
+
+
+def test_no_validation_split_while_callbacks_monitor_it_is_refused_at_start(
+    compose, tiny_run_overrides
+):
+    cfg = compose(*tiny_run_overrides, "data.split.val_fraction=0")
+    with pytest.raises(ConfigError, match="data.split.val_fraction=0"):
+        train(cfg)

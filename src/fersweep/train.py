@@ -19,6 +19,7 @@ from fersweep import EMOTIONS
 from fersweep.config import build
 from fersweep.console import show_data_report, show_evaluation
 from fersweep.data.datamodule import EmotionDataModule
+from fersweep.errors import ConfigError
 from fersweep.figures import class_distribution_figure, sample_grid_figure
 from fersweep.metrics import Evaluation, evaluate
 from fersweep.model import EmotionClassifier, count_parameters
@@ -63,6 +64,7 @@ def train(
     datamodule: EmotionDataModule = build(cfg.data, _partial_=True)(balancing=balancing)
     tracker: Tracker = build(cfg.tracking)
     callbacks = [build(c) for c in cfg.callbacks.values()]
+    validating = _check_validation(cfg, callbacks)
 
     with tracker.run(run_name or cfg.run_name, parent_run_id, tags) as run:
         if on_run_start:
@@ -80,9 +82,10 @@ def train(
                 cfg.trainer,
                 callbacks=[*callbacks, tracker.epoch_logger(), *extra_callbacks],
                 default_root_dir=checkpoint_dir,
+                **({} if validating else {"limit_val_batches": 0}),
             )
             trainer.fit(module, datamodule=datamodule)
-            best_val_f1 = float(trainer.callback_metrics["val/macro_f1_best"])
+            best_val_f1 = float(trainer.callback_metrics.get("val/macro_f1_best", float("nan")))
             _restore_best_weights(module, trainer)
         split = cfg.eval_split
         probabilities = torch.cat(
@@ -103,6 +106,19 @@ def train(
     return RunResult(
         run.info.run_id, metrics, evaluation, truth, probabilities, datamodule.natural_prevalence()
     )
+
+
+def _check_validation(cfg: DictConfig, callbacks: list[pl.Callback]) -> bool:
+    """Whether the run validates; without a validation split nothing may monitor it."""
+    if cfg.data.split.val_fraction > 0:
+        return True
+    monitoring = [type(c).__name__ for c in callbacks if getattr(c, "monitor", None)]
+    if monitoring:
+        raise ConfigError(
+            f"data.split.val_fraction=0 leaves nothing to validate on, but {monitoring} "
+            "monitor validation: use callbacks=none or a positive validation fraction"
+        )
+    return False
 
 
 def _restore_best_weights(module: EmotionClassifier, trainer: pl.Trainer) -> None:
