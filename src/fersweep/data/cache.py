@@ -91,11 +91,17 @@ def cached_array(path: Path | None, compute: Callable[[], np.ndarray]) -> np.nda
             log.warning("ignoring unusable cache file %s (%s); computing again", path, error)
     array = compute()
     if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(partial, array, allow_pickle=False)
-        os.replace(partial, path)
+        _write_atomically(path, lambda partial: np.save(partial, array, allow_pickle=False))
     return array
+
+
+def _write_atomically(path: Path, save: Callable[[Path], object]) -> None:
+    """`save` writes a temporary file beside `path`, which then replaces `path` in one step, so
+    a concurrent reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp{path.suffix}")
+    save(partial)
+    os.replace(partial, path)
 
 
 def content_key(*parts: np.ndarray | dict) -> str:
@@ -112,11 +118,8 @@ def content_key(*parts: np.ndarray | dict) -> str:
 
 
 def cache_key(preprocessor: Preprocessor, data_fingerprint: str, records: Sequence[Record]) -> str:
-    digest = hashlib.sha256(json.dumps(preprocessor.settings(), sort_keys=True).encode())
-    digest.update(data_fingerprint.encode())
-    for record in records:
-        digest.update(f"{record.file}\0{record.emotion}\0{record.identity}\n".encode())
-    return digest.hexdigest()[:20]
+    entries = np.array([f"{r.file}\0{r.emotion}\0{r.identity}" for r in records], dtype=str)
+    return content_key(preprocessor.settings(), {"data": data_fingerprint}, entries)
 
 
 def _decode_all(
@@ -145,15 +148,15 @@ def _decode_all(
 
 
 def _write_cache(path: Path, image_set: ImageSet, report: DataReport) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(
-        partial,
-        images=image_set.images,
-        files=image_set.files,
-        report=np.array(json.dumps(report.as_dict())),
+    _write_atomically(
+        path,
+        lambda partial: np.savez(
+            partial,
+            images=image_set.images,
+            files=image_set.files,
+            report=np.array(json.dumps(report.as_dict())),
+        ),
     )
-    os.replace(partial, path)  # atomic: a concurrent reader never sees half a file
 
 
 def _read_cache(path: Path, records: Sequence[Record]) -> tuple[ImageSet, DataReport]:
