@@ -164,6 +164,26 @@ def test_the_seed_protocol_augments_before_splitting_so_copies_reach_the_test_se
     assert datamodule.natural_prevalence().sum() == pytest.approx(1.0)
 
 
+def test_the_leaks_upper_bound_tests_on_exact_copies_of_its_images(compose, tiny_dataset):
+    cfg = compose(
+        f"data.root={tiny_dataset}",
+        "data.preprocess.size=32",
+        "experiment=seed_balanced_copies",
+        "augment.factor=2",
+        "augment.target=40",
+    )
+    assert cfg.run_name == "seed_balanced_copies"  # an experiment names its runs
+    datamodule = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+    datamodule.setup()
+    table = datamodule.split_table()
+    images = datamodule.image_set.images
+    original_row = {file: row for row, file in table.file[~table.augmented_copy].items()}
+    test_copies = table.index[(table.split == "test") & table.augmented_copy]
+    assert len(test_copies) > 0
+    for row in test_copies:
+        assert np.array_equal(images[row], images[original_row[table.file[row]]])
+
+
 @pytest.mark.parametrize(
     "override, key",
     [("augment.method=smote", "augment.method"), ("augment.target=-3", "augment.target")],

@@ -65,3 +65,20 @@ def test_the_default_comparison_definition_loads_and_takes_overrides():
     definition = ComparisonDefinition.load(PROJECT_ROOT / "sweeps/compare.yaml", ["seeds=[7]"])
     assert list(definition.arms) == ["original", "balanced"] and definition.seeds == [7]
     assert "data.split.seed=42" in definition.base
+
+
+def test_the_seed_protocol_references_are_reported_as_mean_and_spread_over_their_seeds():
+    truth = np.arange(80) % 8
+    arms = {
+        "original": ArmSummary("original", [run(truth, np.zeros(80, int))]),
+        "balanced": ArmSummary("balanced", [run(truth, truth)]),
+    }
+    half_right = np.where(truth < 4, truth, 0)
+    references = {
+        "seed_original": ArmSummary("seed_original", [run(truth, truth), run(truth, half_right)])
+    }
+    report, summary, _ = summarise(arms, references, {"resamples": 50, "confidence": 0.9}, seed=0)
+    (row,) = summary["references"]
+    assert row["runs"] == 2 and row["accuracy mean"] == pytest.approx(0.75)
+    assert row["accuracy sd"] == pytest.approx(np.std([1.0, 0.5], ddof=1))
+    assert "seed_original" in report and "seed_original as measured" in report

@@ -26,6 +26,19 @@ def test_colour_150px_images_are_a_config_change(compose):
     assert net(torch.zeros(1, 3, 150, 150)).shape == (1, 8)
 
 
+def test_glorot_init_draws_weights_as_keras_does_within_the_glorot_bound_and_zero_biases(
+    compose,
+):
+    net = build(compose("model=seed_cnn", "model.init=glorot").model)
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    for layer in layers:
+        fan_in = layer.weight[0].numel()
+        fan_out = layer.weight.shape[0] * layer.weight[0, 0].numel()
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert layer.weight.abs().max() <= bound and layer.weight.std() > bound / 4
+        assert not layer.bias.any()
+
+
 @pytest.mark.parametrize(
     "overrides, key",
     [
@@ -35,6 +48,7 @@ def test_colour_150px_images_are_a_config_change(compose):
         (["model.filters=0"], "model.filters"),
         (["model.activation=sigmoidish"], "model.activation"),
         (["model.conv_dropout=1.5"], "model.conv_dropout"),
+        (["model.init=he"], "model.init"),
     ],
 )
 def test_a_config_that_cannot_work_fails_clearly_naming_the_key(compose, overrides, key):

@@ -12,6 +12,7 @@ from torchmetrics.classification import MulticlassF1Score
 
 from fersweep.errors import ConfigError
 
+INITS = ("torch", "glorot")
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -28,6 +29,8 @@ class EmotionCNN(nn.Module):
 
     Convolutions are unpadded ("valid") as in the seed report. Takes uint8 or float images
     (N x C x H x W, 0-255) and scales them itself, so a logged model needs no separate step.
+    `init="glorot"` initialises weights as Keras does (Glorot uniform, zero biases); `"torch"`
+    keeps PyTorch's defaults.
     """
 
     def __init__(
@@ -44,8 +47,11 @@ class EmotionCNN(nn.Module):
         conv_dropout: float,
         dense_units: Sequence[int],
         dense_dropout: float,
+        init: str,
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ConfigError(f"model.init={init!r}: use one of {INITS}")
         _check_positive(filters=filters, kernel_size=kernel_size, pool_size=pool_size)
         _check_dropout(conv_dropout=conv_dropout, dense_dropout=dense_dropout)
         if activation not in ACTIVATIONS:
@@ -73,9 +79,17 @@ class EmotionCNN(nn.Module):
         layers.append(nn.Linear(width, num_classes))
         self.layers = nn.Sequential(*layers)
         self.input_shape = (in_channels, image_size, image_size)
+        if init == "glorot":
+            self.apply(_glorot)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.layers(images.float() / 255.0)
+
+
+def _glorot(layer: nn.Module) -> None:
+    if isinstance(layer, (nn.Conv2d, nn.Linear)):
+        nn.init.xavier_uniform_(layer.weight)
+        nn.init.zeros_(layer.bias)
 
 
 def count_parameters(net: nn.Module) -> int:
