@@ -1,13 +1,14 @@
 """The comparison's statistics: Bayes' rule at the natural prevalence and the paired bootstrap."""
 
+import mlflow
 import numpy as np
 import pytest
 
-from fersweep.compare import ArmSummary, ComparisonDefinition, summarise
+from fersweep.compare import ArmSummary, ComparisonDefinition, run_comparison, summarise
 from fersweep.errors import ConfigError
 from fersweep.metrics import evaluate, paired_bootstrap_difference, precision_at_prevalence
 from fersweep.train import RunResult
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import CONFIG_DIR, PROJECT_ROOT
 
 
 def test_precision_at_prevalence_reweights_a_balanced_test_set_to_the_real_world():
@@ -82,3 +83,36 @@ def test_the_seed_protocol_references_are_reported_as_mean_and_spread_over_their
     assert row["runs"] == 2 and row["accuracy mean"] == pytest.approx(0.75)
     assert row["accuracy sd"] == pytest.approx(np.std([1.0, 0.5], ddof=1))
     assert "seed_original" in report and "seed_original as measured" in report
+
+
+def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_reference_and_seed(
+    tmp_path, tiny_run_overrides, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    definition = ComparisonDefinition(
+        name="tiny",
+        base=["data.split.seed=42", "trainer.max_epochs=1"],
+        arms={"original": ["augment=none"], "balanced": ["augment=balanced"]},
+        seeds=[1, 2],
+        bootstrap={"resamples": 50, "confidence": 0.9},
+        references={"seed_original": ["experiment=seed_original", "trainer.max_epochs=1"]},
+    )
+    overrides = [f"paths.root_dir={tmp_path}", *tiny_run_overrides]
+    report, parent_id = run_comparison(definition, CONFIG_DIR, overrides)
+
+    assert (tmp_path / "outputs/compare" / parent_id / "report.md").read_text() == report
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    parent = client.get_run(parent_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    assert sorted(run.info.run_name for run in children) == [
+        "balanced-seed1", "balanced-seed2", "original-seed1", "original-seed2",
+        "seed_original-seed1", "seed_original-seed2",
+    ]  # fmt: skip
+    assert all(run.info.status == "FINISHED" for run in children)
+    assert {a.path for a in client.list_artifacts(parent_id, "comparison")} >= {
+        "comparison/report.md",
+        "comparison/confusion_side_by_side.png",
+    }
+    assert "| seed_original |" in report and "paired bootstrap" in report

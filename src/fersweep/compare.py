@@ -83,37 +83,21 @@ def run_comparison(
     tracker: Tracker = build(cfg.tracking)
     with tracker.run(f"compare-{definition.name}", tags={"kind": "comparison"}) as parent:
         tracker.log_dict(asdict(definition), "comparison/definition.json")
+        parent_id = parent.info.run_id
         arms = {
-            arm: ArmSummary(
-                arm,
-                [
-                    _train(
-                        config_dir,
-                        [*base, *arm_overrides, f"seed={seed}"],
-                        parent.info.run_id,
-                        f"{arm}-seed{seed}",
-                        {"arm": arm, "seed": str(seed)},
-                    )
-                    for seed in definition.seeds
-                ],
-            )
+            arm: _train_arm(config_dir, arm, [*base, *arm_overrides], definition.seeds, parent_id)
             for arm, arm_overrides in definition.arms.items()
         }
         # The references keep their own protocol (not `base`) but run over the same seeds:
         # one seed's score swings by several points, too much to compare with the report.
         references = {
-            name: ArmSummary(
+            name: _train_arm(
+                config_dir,
                 name,
-                [
-                    _train(
-                        config_dir,
-                        [*ref, *overrides, f"seed={seed}"],
-                        parent.info.run_id,
-                        f"{name}-seed{seed}",
-                        {"arm": name, "seed": str(seed), "protocol": "seed (leaky)"},
-                    )
-                    for seed in definition.seeds
-                ],
+                [*ref, *overrides],
+                definition.seeds,
+                parent_id,
+                {"protocol": "seed (leaky)"},
             )
             for name, ref in definition.references.items()
         }
@@ -127,9 +111,30 @@ def run_comparison(
     return report, parent.info.run_id
 
 
-def _train(config_dir: Path, overrides: list[str], parent: str, name: str, tags: dict) -> RunResult:
-    cfg: DictConfig = compose_config(config_dir, overrides)
-    return train(cfg, overrides, parent_run_id=parent, run_name=name, tags=tags)
+def _train_arm(
+    config_dir: Path,
+    name: str,
+    overrides: list[str],
+    seeds: Sequence[int],
+    parent: str,
+    tags: Mapping[str, str] | None = None,
+) -> ArmSummary:
+    """One nested MLflow run per seed, all with the same overrides."""
+    runs = []
+    for seed in seeds:
+        run_overrides = [*overrides, f"seed={seed}"]
+        cfg: DictConfig = compose_config(config_dir, run_overrides)
+        run_tags = {**(tags or {}), "arm": name, "seed": str(seed)}
+        runs.append(
+            train(
+                cfg,
+                run_overrides,
+                parent_run_id=parent,
+                run_name=f"{name}-seed{seed}",
+                tags=run_tags,
+            )
+        )
+    return ArmSummary(name, runs)
 
 
 def summarise(
