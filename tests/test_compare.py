@@ -1,4 +1,5 @@
-"""The comparison's statistics: Bayes' rule at the natural prevalence and the paired bootstrap."""
+"""The comparison: Bayes' rule at the natural prevalence, the paired bootstrap, the report and
+its MLflow runs."""
 
 import mlflow
 import numpy as np
@@ -89,6 +90,7 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_reference_and_
     tmp_path, tiny_run_overrides, monkeypatch
 ):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("FERSWEEP_DATA", raising=False)
     definition = ComparisonDefinition(
         name="tiny",
         base=["data.split.seed=42", "trainer.max_epochs=1"],
