@@ -103,12 +103,12 @@ def run_comparison(
         }
         report, summary, figure = summarise(arms, references, definition.bootstrap, cfg.seed)
         tracker.log_comparison(report, summary, figure)
-        path = Path(cfg.paths.output_dir) / "compare" / parent.info.run_id / "report.md"
+        path = Path(cfg.paths.output_dir) / "compare" / parent_id / "report.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(report)
     console.print(Markdown(report))
-    console.print(f"report written to {path} and to MLflow run {parent.info.run_id}")
-    return report, parent.info.run_id
+    console.print(f"report written to {path} and to MLflow run {parent_id}")
+    return report, parent_id
 
 
 def _train_arm(
