@@ -26,13 +26,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed  ## build .venv from scratch (torch, then fersweep and its tools)
 
-test: $(VENV)/.installed  ## the fast test suite (what CI runs)
+test: $(VENV)/.installed  ## the fast tier, what CI runs (~4 min on 2 cores)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
-test-all: $(VENV)/.installed  ## every test, the slow ones too
+test-all: $(VENV)/.installed  ## both tiers: the fast one and the slow multi-process ones (~6 min)
 	$(BIN)/python -m pytest $(ARGS)
 
-train: $(VENV)/.installed  ## one tracked training run: make train ARGS="model.filters=32"
+train: $(VENV)/.installed  ## one tracked training run: make train ARGS="model.net.filters=32"
 	$(BIN)/python train.py $(ARGS)
 
 ui: $(VENV)/.installed  ## the MLflow UI on http://127.0.0.1:5000 (UI_PORT=...)
@@ -44,14 +44,14 @@ lint: $(VENV)/.installed  ## ruff
 clean:  ## remove caches and Hydra outputs (keeps mlruns/)
 	rm -rf .cache outputs .pytest_cache
 
-compare: $(VENV)/.installed  ## original vs balanced, several seeds, paired bootstrap: make compare ARGS="..."
-	$(BIN)/python compare.py sweeps/compare.yaml $(ARGS)
+compare: $(VENV)/.installed  ## original vs balanced, several seeds, paired bootstrap: make compare ARGS="compare.seeds=[1]"
+	$(BIN)/python compare.py $(ARGS)
 
 STORAGE ?=
 sweep: $(VENV)/.installed  ## Optuna sweep, original vs balanced: make sweep SWEEP=default WORKERS=2 STORAGE=postgresql://...
-	$(BIN)/python sweep.py sweeps/$(SWEEP).yaml sweep.workers=$(WORKERS) $(if $(STORAGE),sweep.storage=$(STORAGE)) $(ARGS)
+	$(BIN)/python sweep.py sweeps@sweep=$(SWEEP) sweep.workers=$(WORKERS) $(if $(STORAGE),sweep.storage=$(STORAGE)) $(ARGS)
 
-bench: $(VENV)/.installed  ## speed on the real data: table, JSON in bench/results/, an MLflow run
+bench: $(VENV)/.installed  ## speed on the real data: table, JSON in bench/results/, an MLflow run (ARGS="trainer=gpu")
 	$(BIN)/python bench.py $(ARGS)
 
 serve: $(VENV)/.installed  ## REST server for the champion on 127.0.0.1:5001 (MODEL=models:/...)

@@ -1,4 +1,10 @@
-"""Measure fersweep's speed on the real data: `python bench.py [key=value ...]` (bench/default.yaml)."""
+"""Measure fersweep's speed on the real data.
+
+    python bench.py [bench.<key>=<value> ...] [<config override> ...]
+
+`bench.epochs=2` changes what is measured (bench/default.yaml); any other override applies to
+every measurement (e.g. `trainer=gpu`).
+"""
 
 import sys
 from pathlib import Path

@@ -1,24 +1,23 @@
 """Compare two arms honestly.
 
-    python compare.py [sweeps/compare.yaml] [compare.<key>=<value> ...] [<config override> ...]
+    python compare.py [compare.<key>=<value> ...] [<config override> ...]
 
-`compare.seeds=[1,2]` changes the definition; any other override applies to every run.
+`compare.seeds=[1,2]` changes the definition (sweeps/compare.yaml); any other override applies
+to every run.
 """
 
 import sys
 from pathlib import Path
 
-from fersweep.compare import ComparisonDefinition, run_comparison
-from fersweep.config import split_arguments
+from fersweep.compare import run_comparison
 from fersweep.errors import exits_cleanly
 
-ROOT = Path(__file__).resolve().parent
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 
 
 @exits_cleanly
 def main(argv: list[str]) -> None:
-    path, own, overrides = split_arguments(argv, ROOT / "sweeps/compare.yaml", "compare.")
-    run_comparison(ComparisonDefinition.load(path, own), ROOT / "conf", overrides)
+    run_comparison(CONFIG_DIR, argv)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""Train one tracked run: `python train.py model.filters=32 augment=balanced`."""
+"""Train one tracked run: `python train.py model.net.filters=32 balancing=balanced`."""
+
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fersweep.config import register_resolvers
+from fersweep.config import modernise, register_resolvers
 from fersweep.errors import exits_cleanly
 from fersweep.train import train
 
@@ -19,4 +21,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = modernise(sys.argv[1:])
     main()

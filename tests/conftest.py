@@ -102,7 +102,7 @@ def tiny_overrides(dataset: Path) -> list[str]:
         "trainer.accelerator=cpu",
         "trainer.max_epochs=2",
         "trainer.enable_progress_bar=false",
-        "model.dense_units=[32]",
+        "model.net.dense_units=[32]",
     ]
 
 

@@ -64,7 +64,7 @@ def test_unreadable_images_are_skipped_and_counted_in_the_report(tiny_dataset, t
 def test_the_split_is_cached_too_and_changes_with_its_settings(compose, tiny_dataset, monkeypatch):
     def datamodule(*overrides: str):
         cfg = compose(f"data.root={tiny_dataset}", "data.preprocess.size=32", *overrides)
-        module = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+        module = build(cfg.data)
         module.setup()
         return module
 

@@ -4,12 +4,22 @@ its MLflow runs."""
 import mlflow
 import numpy as np
 import pytest
+import yaml
 
-from fersweep.compare import ArmSummary, ComparisonDefinition, run_comparison, summarise
+from fersweep.compare import ArmSummary, run_comparison, summarise
+from fersweep.config import compose_definition
+from fersweep.definitions import Bootstrap
 from fersweep.errors import ConfigError
-from fersweep.metrics import evaluate, paired_bootstrap_difference, precision_at_prevalence
+from fersweep.metrics import (
+    SplitPredictions,
+    evaluate,
+    paired_bootstrap_difference,
+    precision_at_prevalence,
+)
 from fersweep.train import RunResult
-from tests.conftest import CONFIG_DIR, PROJECT_ROOT
+from tests.conftest import CONFIG_DIR
+
+BOOTSTRAP = Bootstrap(resamples=50, confidence=0.9)
 
 
 def test_precision_at_prevalence_reweights_a_balanced_test_set_to_the_real_world():
@@ -36,15 +46,15 @@ def test_the_paired_bootstrap_interval_holds_a_real_difference_and_excludes_zero
     good = np.where(rng.random(400) < 0.8, truth, rng.integers(0, 4, 400))
     poor = np.where(rng.random(400) < 0.4, truth, rng.integers(0, 4, 400))
     result = paired_bootstrap_difference(truth, [poor], [good], 300, 0.95, seed=1)
-    assert result["low"] < result["difference"] < result["high"]
-    assert result["low"] > 0
+    assert result.low < result.difference < result.high
+    assert result.low > 0
     same = paired_bootstrap_difference(truth, [good], [good], 300, 0.95, seed=1)
-    assert same["low"] == same["high"] == 0
+    assert same.low == same.high == 0
 
 
 def run(truth, predicted) -> RunResult:
-    probabilities = np.eye(8)[predicted]
-    return RunResult("id", {}, evaluate(truth, predicted), truth, probabilities, np.full(8, 1 / 8))
+    outputs = SplitPredictions(truth, np.eye(8)[predicted])
+    return RunResult("id", {}, outputs, np.full(8, 1 / 8))
 
 
 def test_the_report_compares_arms_on_the_same_split_and_refuses_different_splits():
@@ -53,20 +63,28 @@ def test_the_report_compares_arms_on_the_same_split_and_refuses_different_splits
         "original": ArmSummary("original", [run(truth, np.zeros(80, int))]),
         "balanced": ArmSummary("balanced", [run(truth, truth)]),
     }
-    report, summary, _ = summarise(arms, {}, {"resamples": 50, "confidence": 0.9}, seed=0)
-    assert "balanced vs original" in report and summary["difference"]["difference"] > 0.9
+    report, summary, _ = summarise(arms, {}, BOOTSTRAP, seed=0)
+    assert "balanced vs original" in report and summary.difference.difference > 0.9
     other = {
         "original": arms["original"],
         "balanced": ArmSummary("balanced", [run(truth[::-1], truth)]),
     }
     with pytest.raises(ConfigError, match="data.split.seed"):
-        summarise(other, {}, {"resamples": 50, "confidence": 0.9}, seed=0)
+        summarise(other, {}, BOOTSTRAP, seed=0)
 
 
-def test_the_default_comparison_definition_loads_and_takes_overrides():
-    definition = ComparisonDefinition.load(PROJECT_ROOT / "sweeps/compare.yaml", ["seeds=[7]"])
-    assert list(definition.arms) == ["original", "balanced"] and definition.seeds == [7]
-    assert "data.split.seed=42" in definition.base
+def test_the_default_comparison_definition_is_composed_by_hydra_and_takes_overrides():
+    cfg, run_overrides = compose_definition(
+        CONFIG_DIR, "compare", ["compare.seeds=[7]", "trainer.max_epochs=2"]
+    )
+    assert list(cfg.compare.arms) == ["original", "balanced"] and cfg.compare.seeds == [7]
+    assert "data.split.seed=42" in cfg.compare.base
+    assert run_overrides == ["trainer.max_epochs=2"]  # for every run, not the definition
+
+
+def test_a_misspelt_comparison_key_fails_with_hydras_message_naming_it():
+    with pytest.raises(ConfigError, match="Key 'seedz' not in 'ComparisonDefinition'"):
+        compose_definition(CONFIG_DIR, "compare", ["compare.seedz=[7]"])
 
 
 def test_the_seed_protocol_references_are_reported_as_mean_and_spread_over_their_seeds():
@@ -79,28 +97,43 @@ def test_the_seed_protocol_references_are_reported_as_mean_and_spread_over_their
     references = {
         "seed_original": ArmSummary("seed_original", [run(truth, truth), run(truth, half_right)])
     }
-    report, summary, _ = summarise(arms, references, {"resamples": 50, "confidence": 0.9}, seed=0)
-    (row,) = summary["references"]
+    report, summary, _ = summarise(arms, references, BOOTSTRAP, seed=0)
+    (row,) = summary.references
     assert row["runs"] == 2 and row["accuracy mean"] == pytest.approx(0.75)
     assert row["accuracy sd"] == pytest.approx(np.std([1.0, 0.5], ddof=1))
     assert "seed_original" in report and "seed_original as measured" in report
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_reference_and_seed(
     tmp_path, tiny_run_overrides, monkeypatch
 ):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("FERSWEEP_DATA", raising=False)
-    definition = ComparisonDefinition(
-        name="tiny",
-        base=["data.split.seed=42", "trainer.max_epochs=1"],
-        arms={"original": ["augment=none"], "balanced": ["augment=balanced"]},
-        seeds=[1, 2],
-        bootstrap={"resamples": 50, "confidence": 0.9},
-        references={"seed_original": ["experiment=seed_original", "trainer.max_epochs=1"]},
+    definitions = tmp_path / "definitions"
+    (definitions / "sweeps").mkdir(parents=True)
+    (definitions / "sweeps" / "tiny_compare.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "base": ["data.split.seed=42", "trainer.max_epochs=1"],
+                "arms": {"original": ["balancing=none"], "balanced": ["balancing=balanced"]},
+                "seeds": [1, 2],
+                "bootstrap": {"resamples": 50, "confidence": 0.9},
+                "references": {
+                    "seed_original": ["experiment=seed_original", "trainer.max_epochs=1"]
+                },
+            }
+        )
     )
-    overrides = [f"paths.root_dir={tmp_path}", *tiny_run_overrides]
-    report, parent_id = run_comparison(definition, CONFIG_DIR, overrides)
+    argv = [
+        f"hydra.searchpath=[file://{definitions}]",  # a folder of one's own definitions
+        "sweeps@compare=tiny_compare",
+        f"paths.root_dir={tmp_path}",
+        *tiny_run_overrides,
+    ]
+    report, parent_id = run_comparison(CONFIG_DIR, argv)
 
     assert (tmp_path / "outputs/compare" / parent_id / "report.md").read_text() == report
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")

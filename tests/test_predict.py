@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -198,33 +199,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_the_served_model_answers_a_rest_request_with_an_image(model, tmp_path):
+def test_fersweep_serve_answers_a_rest_request_with_an_image(model, tmp_path):
     uri, tracking, folder = model
     port = free_port()
-    bin_dir = Path(sys.executable).parent  # the server runs uvicorn from this environment
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-    }
-    mlflow_cli = bin_dir / "mlflow"
+    fersweep = Path(sys.executable).parent / "fersweep"  # the installed command itself
     server = subprocess.Popen(
-        [
-            str(mlflow_cli),
-            "models",
-            "serve",
-            "-m",
-            uri,
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
+        [str(fersweep), "--tracking-uri", tracking, "serve", "--model", uri, "--port", str(port)],
+        cwd=tmp_path,  # nothing of the project's folder is needed to serve a tracked model
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # `fersweep serve` starts MLflow's server: stop them together
     )
     try:
         deadline = time.time() + 240  # a loaded machine can take minutes to import MLflow
@@ -250,5 +234,5 @@ def test_the_served_model_answers_a_rest_request_with_an_image(model, tmp_path):
         assert answer["emotion"] in EMOTIONS
         assert sum(answer[f"p_{e}"] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

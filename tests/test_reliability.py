@@ -20,13 +20,14 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
+import fersweep.sweep
 from fersweep.config import build, compose_config
 from fersweep.errors import ConfigError, DataError
 from fersweep.study_storage import counted_trials
 from fersweep.sweep import Sweep, run_sweep
 from fersweep.train import train
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT, record_faults, write_legend
-from tests.test_sweep import definition, make_sweep, runs_by_kind
+from tests.test_sweep import definition, make_sweep, runs_by_kind, sweep_arguments
 
 
 def png_announcing(width: int, height: int) -> bytes:
@@ -171,12 +172,12 @@ def test_a_huge_image_is_refused_from_its_header_without_decoding(tmp_path):
 
 def test_a_cache_file_holding_pickled_objects_is_never_unpickled(tiny_dataset, compose):
     cfg = compose(f"data.root={tiny_dataset}", "data.preprocess.size=32")
-    datamodule = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+    datamodule = build(cfg.data)
     datamodule.setup()
     (cache,) = Path(cfg.data.cache_dir).glob("*.npz")
     marker = tiny_dataset.parent / "pwned"
     np.savez(cache, images=np.array([Exploit()], dtype=object), files=np.array(["x"]))
-    again = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+    again = build(cfg.data)
     again.setup()
     assert not marker.exists()
     assert np.array_equal(again.image_set.images, datamodule.image_set.images)
@@ -192,12 +193,12 @@ BAD_CONFIGS = [
     (["data.preprocess.size=0"], "data.preprocess.size"),
     (["data.preprocess.size=-50"], "data.preprocess.size"),
     (["data.batch_size=0"], "data.batch_size"),
-    (["model.kernel_size=60"], "model.kernel_size"),
-    (["model.filters=-1"], "model.filters"),
+    (["model.net.kernel_size=60"], "model.net.kernel_size"),
+    (["model.net.filters=-1"], "model.net.filters"),
     (["optimizer=rmsprop_typo"], "optimizer"),
-    (["augment=smote"], "augment"),
-    (["augment.method=smote"], "augment.method"),
-    (["augment.factor=-2", "augment=balanced"], "augment.factor"),
+    (["balancing=smote"], "balancing"),
+    (["balancing.method=smote"], "balancing.method"),
+    (["balancing.factor=-2", "balancing=balanced"], "balancing.factor"),
     (["data.split.test_fraction=1.5"], "data.split.test_fraction"),
     (["data.preprocess.fit=stretch"], "data.preprocess.fit"),
 ]
@@ -218,11 +219,14 @@ def test_a_bad_setting_fails_at_start_naming_the_key(tiny_dataset, tmp_path, ove
     "change, key",
     [
         (
-            {"search_space": {"model.filters": {"type": "categorical", "choices": []}}},
+            {"search_space": {"model.net.filters": {"type": "categorical", "choices": []}}},
             "choices is empty",
         ),
-        ({"search_space": {"model.filters": {"type": "int", "low": 9, "high": 2}}}, "low <= high"),
-        ({"search_space": {"model.filters": {"type": "gaussian"}}}, "type"),
+        (
+            {"search_space": {"model.net.filters": {"type": "int", "low": 9, "high": 2}}},
+            "low <= high",
+        ),
+        ({"search_space": {"model.net.filters": {"type": "gaussian"}}}, "type"),
         ({"storage": "postgresql://nobody@127.0.0.1:1/none"}, "sweep.storage"),
         ({"storage": "not a url"}, "sweep.storage"),
         ({"trials": 0}, "sweep.trials"),
@@ -246,7 +250,7 @@ def test_a_bad_sweep_fails_at_start_naming_the_key(tmp_path, tiny_run_overrides,
 def test_entry_points_print_one_clear_line_not_a_traceback(tmp_path):
     env = {**os.environ, "FERSWEEP_HOME": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "train.py", "model.kernel_size=99"],
+        [sys.executable, "train.py", "model.net.kernel_size=99"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -254,7 +258,7 @@ def test_entry_points_print_one_clear_line_not_a_traceback(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2
-    assert "fersweep: error: model.kernel_size=99" in result.stderr
+    assert "fersweep: error: model.net.kernel_size=99" in result.stderr
     assert "Traceback" not in result.stderr
     record_faults("bad settings")
 
@@ -269,11 +273,26 @@ def sweep_overrides(tmp_path, tiny_run_overrides, monkeypatch):
 
 
 def one_arm(tmp_path: Path, **changes) -> Path:
-    return definition(tmp_path, arms={"original": {"overrides": ["augment=none"]}}, **changes)
+    return definition(tmp_path, arms={"original": {"overrides": ["balancing=none"]}}, **changes)
 
 
-def test_a_trial_over_its_time_budget_is_failed_and_the_sweep_goes_on(tmp_path, sweep_overrides):
-    path = one_arm(tmp_path, trial_timeout_minutes=0.00001)
+class StridingClock:
+    """A clock that advances `stride` seconds each time it is read."""
+
+    def __init__(self, stride: float) -> None:
+        self.now, self.stride = 0.0, stride
+
+    def __call__(self) -> float:
+        self.now += self.stride
+        return self.now
+
+
+def test_a_trial_over_its_time_budget_is_failed_and_the_sweep_goes_on(
+    tmp_path, sweep_overrides, monkeypatch
+):
+    # Each read of the trial clock is a minute later, so the first batch overruns the budget.
+    monkeypatch.setattr(fersweep.sweep, "trial_clock", StridingClock(stride=61))
+    path = one_arm(tmp_path, trial_timeout_minutes=1)
     sweep = make_sweep(path, sweep_overrides, trials=2)
     run_sweep(sweep)
     trials = sweep.open_study("original").trials
@@ -284,9 +303,9 @@ def test_a_trial_over_its_time_budget_is_failed_and_the_sweep_goes_on(tmp_path, 
     record_faults("faults injected", 2)
 
 
-def sweep_process(path: Path, overrides: list[str], own: list[str], log: Path) -> subprocess.Popen:
+def sweep_process(path: Path, overrides: list[str], log: Path, **own) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "sweep.py", str(path), *own, *overrides],
+        [sys.executable, "sweep.py", *sweep_arguments(path, overrides, **own)],
         cwd=PROJECT_ROOT,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
@@ -316,6 +335,29 @@ def trial_in_flight(storage: str, study: str, after: int):
     return running[0] if done >= after and running else None
 
 
+def freeze_mid_trial(worker: subprocess.Popen, storage: str, study: str, after: int):
+    """Stop the worker (SIGSTOP) while one of its trials runs and return that trial: a stopped
+    worker cannot finish it, so a kill that follows lands mid-trial, never at a trial's end."""
+    while True:
+        wait_for(lambda: trial_in_flight(storage, study, after), 240, "a running trial")
+        os.killpg(worker.pid, signal.SIGSTOP)
+        if running := trial_in_flight(storage, study, after):
+            return running
+        os.killpg(worker.pid, signal.SIGCONT)  # it finished between the two looks: go on
+
+
+def wait_until_failed_for_silence(sweep: Sweep, number: int) -> None:
+    """Optuna fails a trial whose heartbeat stopped once the grace period has passed; wait for
+    that state rather than sleeping past the grace period."""
+    study = sweep.open_study("original")
+
+    def failed() -> bool:
+        optuna.storages.fail_stale_trials(study)
+        return study.trials[number].state == TrialState.FAIL
+
+    wait_for(failed, 60, f"trial {number} to be failed for its silent heartbeat")
+
+
 def assert_nothing_lost(sweep: Sweep, completed_before: dict[int, float], requested: int) -> None:
     study = sweep.open_study("original")
     for number, value in completed_before.items():
@@ -335,22 +377,18 @@ def assert_nothing_lost(sweep: Sweep, completed_before: dict[int, float], reques
         assert run.info.status == expected, (trial.number, trial.state, run.info.status)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_a_worker_killed_mid_trial_loses_nothing_when_the_sweep_restarts(tmp_path, sweep_overrides):
     path = one_arm(tmp_path, heartbeat_seconds=1, max_retry=2)
-    own = ["sweep.trials=3"]
     sweep = make_sweep(path, sweep_overrides, trials=3)
-    storage = sweep.storage_url
-    worker = sweep_process(path, sweep_overrides, own, tmp_path / "worker.log")
-    victim = wait_for(
-        lambda: trial_in_flight(storage, "tiny-original", after=1),
-        240,
-        "a running trial after one completed",
-    )
+    worker = sweep_process(path, sweep_overrides, tmp_path / "worker.log", trials=3)
+    victim = freeze_mid_trial(worker, sweep.storage_url, "tiny-original", after=1)
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
     study = sweep.open_study("original")
     completed = {t.number: t.value for t in study.trials if t.state == TrialState.COMPLETE}
-    time.sleep(4)  # past the heartbeat's grace period (3 x 1 s)
+    wait_until_failed_for_silence(sweep, victim.number)
     run_sweep(sweep)
     study = sweep.open_study("original")
     assert study.trials[victim.number].state == TrialState.FAIL
@@ -361,20 +399,18 @@ def test_a_worker_killed_mid_trial_loses_nothing_when_the_sweep_restarts(tmp_pat
     record_faults("trials lost", 0)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.postgres
 def test_two_workers_on_postgresql_one_killed_the_other_finishes(
     tmp_path, sweep_overrides, postgres_database
 ):
     path = one_arm(tmp_path, heartbeat_seconds=1, max_retry=2)
-    own = ["sweep.trials=4", f"sweep.storage={postgres_database}"]
-    sweep = make_sweep(path, sweep_overrides, trials=4, storage=postgres_database)
-    doomed = sweep_process(path, sweep_overrides, own, tmp_path / "doomed.log")
-    victim = wait_for(
-        lambda: trial_in_flight(postgres_database, "tiny-original", after=0),
-        240,
-        "the first worker's running trial",
-    )
-    survivor = sweep_process(path, sweep_overrides, own, tmp_path / "survivor.log")
+    own = {"trials": 4, "storage": postgres_database}
+    sweep = make_sweep(path, sweep_overrides, **own)
+    doomed = sweep_process(path, sweep_overrides, tmp_path / "doomed.log", **own)
+    victim = freeze_mid_trial(doomed, postgres_database, "tiny-original", after=0)
+    survivor = sweep_process(path, sweep_overrides, tmp_path / "survivor.log", **own)
     os.killpg(doomed.pid, signal.SIGKILL)
     doomed.wait()
     assert survivor.wait(timeout=600) == 0, (tmp_path / "survivor.log").read_text()[-3000:]

@@ -3,6 +3,7 @@ nesting, the champion, and two workers sharing one study on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -16,18 +17,20 @@ import yaml
 from optuna.trial import TrialState
 
 from fersweep import EMOTIONS
+from fersweep.config import compose_config
 from fersweep.errors import ConfigError
-from fersweep.sweep import PARENT_RUN_ATTR, SWEEP_RUN_ATTR, Sweep, SweepDefinition, run_sweep
+from fersweep.sweep import PARENT_RUN_ATTR, SWEEP_RUN_ATTR, Sweep, run_sweep
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT
 
 TINY = PROJECT_ROOT / "sweeps" / "tiny.yaml"
 
 
 def definition(tmp_path: Path, **changes) -> Path:
-    """sweeps/tiny.yaml with some keys replaced, written to the test's folder."""
+    """sweeps/tiny.yaml with some keys replaced, written to `<test folder>/definitions/sweeps/`."""
     spec = yaml.safe_load(TINY.read_text())
     spec.update(changes)
-    path = tmp_path / f"sweep-{uuid.uuid4().hex[:6]}.yaml"
+    path = tmp_path / "definitions" / "sweeps" / f"sweep_{uuid.uuid4().hex[:6]}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(spec))
     return path
 
@@ -38,9 +41,18 @@ def sweep_overrides(tmp_path, tiny_run_overrides, monkeypatch) -> list[str]:
     return [f"paths.root_dir={tmp_path}", *tiny_run_overrides]
 
 
+def sweep_arguments(path: Path, overrides: list[str], **own) -> list[str]:
+    """The command line of `python sweep.py` for the definition at `path`, with changes."""
+    return [
+        f"hydra.searchpath=[file://{path.parent.parent}]",
+        f"sweeps@sweep={path.stem}",
+        *(f"sweep.{key}={value}" for key, value in own.items()),
+        *overrides,
+    ]
+
+
 def make_sweep(path: Path, overrides: list[str], **own) -> Sweep:
-    own_overrides = [f"{k}={v}" for k, v in own.items()]
-    return Sweep(SweepDefinition.load(path, own_overrides), CONFIG_DIR, overrides)
+    return Sweep.compose(CONFIG_DIR, sweep_arguments(path, overrides, **own))
 
 
 def client_for(sweep: Sweep) -> mlflow.MlflowClient:
@@ -98,7 +110,7 @@ def test_the_arm_run_holds_the_study_plots_table_and_best_params(finished_sweep)
     assert "study/trials.csv" in {
         f.path for f in client.list_artifacts(arm_run.info.run_id, "study")
     }
-    assert "best.model.filters" in arm_run.data.params
+    assert "best.model.net.filters" in arm_run.data.params
 
 
 def test_the_best_trials_are_tested_registered_and_the_champion_loads(finished_sweep):
@@ -117,10 +129,13 @@ def test_the_best_trials_are_tested_registered_and_the_champion_loads(finished_s
     (sweep_run,) = runs_by_kind(sweep, "sweep")
     assert "comparison/macro_f1_difference" in sweep_run.data.metrics
     assert sweep_run.info.status == "FINISHED"
+    folder = Path(sweep.base_config().paths.output_dir) / "sweep" / sweep_run.info.run_id
+    assert json.loads((folder / "outcome.json").read_text())["champion"] == outcome["champion"]
+    assert "paired bootstrap" in (folder / "report.md").read_text()
 
 
 def test_running_the_sweep_again_resumes_the_same_study(tmp_path, sweep_overrides):
-    path = definition(tmp_path, arms={"original": {"overrides": ["augment=none"]}})
+    path = definition(tmp_path, arms={"original": {"overrides": ["balancing=none"]}})
     run_sweep(make_sweep(path, sweep_overrides, trials=2))
     first_parent = make_sweep(path, sweep_overrides).open_study("original").user_attrs
     sweep = make_sweep(path, sweep_overrides, trials=3)
@@ -135,7 +150,7 @@ def test_running_the_sweep_again_resumes_the_same_study(tmp_path, sweep_override
 def test_pruned_trials_are_recorded_as_pruned_in_optuna_and_mlflow(tmp_path, sweep_overrides):
     path = definition(
         tmp_path,
-        arms={"original": {"overrides": ["augment=none"]}},
+        arms={"original": {"overrides": ["balancing=none"]}},
         pruner={"_target_": "optuna.pruners.ThresholdPruner", "lower": 1.1},  # prunes all
     )
     sweep = make_sweep(path, sweep_overrides, trials=2)
@@ -150,10 +165,10 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, sweep_overr
     path = definition(
         tmp_path,
         arms={
-            "broken": {"overrides": ["augment=none", "optimizer=sgd", "optimizer.lr=nan"]},
-            "original": {"overrides": ["augment=none"]},
+            "broken": {"overrides": ["balancing=none", "optimizer=sgd", "optimizer.lr=nan"]},
+            "original": {"overrides": ["balancing=none"]},
         },
-        search_space={"model.filters": {"type": "int", "low": 4, "high": 8, "step": 4}},
+        search_space={"model.net.filters": {"type": "int", "low": 4, "high": 8, "step": 4}},
     )
     sweep = make_sweep(path, sweep_overrides, trials=2)
     outcome = run_sweep(sweep)
@@ -169,22 +184,24 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, sweep_overr
 
 def test_a_bad_search_space_fails_before_any_training(tmp_path, sweep_overrides):
     path = definition(
-        tmp_path, search_space={"model.filters": {"type": "categorical", "choices": []}}
+        tmp_path, search_space={"model.net.filters": {"type": "categorical", "choices": []}}
     )
-    with pytest.raises(ConfigError, match="search_space.model.filters.choices is empty"):
+    with pytest.raises(ConfigError, match="search_space.model.net.filters.choices is empty"):
         make_sweep(path, sweep_overrides)
     path = definition(
-        tmp_path, search_space={"model.no_such_key": {"type": "int", "low": 1, "high": 2}}
+        tmp_path, search_space={"model.net.no_such_key": {"type": "int", "low": 1, "high": 2}}
     )
     with pytest.raises(ConfigError, match="no_such_key"):
         run_sweep(make_sweep(path, sweep_overrides))
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.postgres
 def test_two_workers_share_one_postgresql_study_with_exact_trial_count(
     tmp_path, sweep_overrides, postgres_database
 ):
-    path = definition(tmp_path, arms={"original": {"overrides": ["augment=none"]}})
+    path = definition(tmp_path, arms={"original": {"overrides": ["balancing=none"]}})
     sweep = make_sweep(path, sweep_overrides, trials=5, workers=2, storage=postgres_database)
     run_sweep(sweep)
     study = optuna.load_study(study_name="tiny-original", storage=postgres_database)
@@ -193,3 +210,27 @@ def test_two_workers_share_one_postgresql_study_with_exact_trial_count(
     workers = {t.user_attrs["worker"] for t in study.trials}
     assert workers == {0, 1}
     assert len(runs_by_kind(sweep, "trial")) == 5
+
+
+def test_a_misspelt_definition_key_fails_with_hydras_message_naming_it(tmp_path, sweep_overrides):
+    with pytest.raises(ConfigError, match="Key 'trialz' not in 'SweepDefinition'"):
+        make_sweep(TINY, sweep_overrides, trialz=3)  # on the command line
+    path = definition(tmp_path, trialz=3)
+    with pytest.raises(ConfigError, match="Key 'trialz' not in 'SweepDefinition'"):
+        make_sweep(path, sweep_overrides)  # in the file
+    with pytest.raises(ConfigError, match="expected one of \\[maximize, minimize\\]"):
+        make_sweep(TINY, sweep_overrides, **{"objective.direction": "up"})
+
+
+def test_overrides_outside_the_definition_change_every_trial_and_not_the_definition(
+    sweep_overrides,
+):
+    sweep = make_sweep(TINY, [*sweep_overrides, "trainer.max_epochs=1"], trials=4)
+    assert sweep.definition.trials == 4
+    assert "trainer.max_epochs=1" in sweep.overrides
+    assert not any(o.startswith(("sweep", "hydra")) for o in sweep.overrides)
+    for arm in sweep.definition.arms:
+        sampled = {k: p.example() for k, p in sweep.definition.arm_space(arm).items()}
+        overrides = sweep.trial_overrides(arm, sampled)
+        cfg = compose_config(CONFIG_DIR, overrides)
+        assert cfg.trainer.max_epochs == 1 and cfg.model.net.filters == 4

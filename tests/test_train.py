@@ -3,14 +3,17 @@
 import json
 import math
 
+import lightning.pytorch as pl
 import mlflow
+import numpy as np
 import pytest
 import torch
 
-from fersweep.config import compose_config
+from fersweep import EMOTIONS
+from fersweep.config import build, compose_config
 from fersweep.errors import ConfigError
 from fersweep.train import train
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, tiny_overrides, write_legend, write_legend_dataset
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,7 @@ def artifact_paths(client, run_id, path=""):
 def test_the_run_holds_config_metrics_per_epoch_and_test_scores(finished_run):
     results, run, client, cfg = finished_run
     assert run.info.status == "FINISHED" and run.data.tags["state"] == "complete"
-    assert run.data.params["model.filters"] == "32"
+    assert run.data.params["model.net.filters"] == "32"
     assert run.data.params["optimizer._target_"] == "torch.optim.Adadelta"
     assert int(run.data.params["model.n_parameters"]) > 0
     for metric in ("train/loss", "val/loss", "val/macro_f1"):
@@ -86,14 +89,43 @@ def test_the_logged_models_load_the_network_and_the_raw_image_classifier(finishe
     assert classifier.metadata.get_input_schema().input_names() == ["image"]
 
 
-def test_a_class_weighted_run_trains_on_the_same_data(compose, tiny_run_overrides):
-    results = train(compose(*tiny_run_overrides, "augment=class_weights")).metrics
-    assert 0 <= results["test/macro_f1"] <= 1
+def test_class_weights_reach_the_loss_as_inverse_frequencies_of_the_training_split(
+    compose, tmp_path
+):
+    # Happiness and neutral have three times the people (and images) of the other emotions.
+    root = tmp_path / "skewed"
+    rows = write_legend_dataset(root, people_per_emotion=6)
+    common = ("happiness", "neutral")
+    kept = [(f, e) for f, e in rows if e in common or int(f.split("_")[2]) < 2]
+    write_legend(root / "legend.csv", kept)
+    cfg = compose(*tiny_overrides(root), "balancing=class_weights")
+    datamodule, module = build(cfg.data), build(cfg.model)
+    trainer = pl.Trainer(fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False)
+    trainer.fit(module, datamodule=datamodule)
+
+    labels = datamodule.image_set.labels[datamodule.indices("train")]
+    counts = np.bincount(labels, minlength=8)
+    present = counts > 0  # an emotion absent from the training split weighs nothing
+    expected = np.zeros(8)
+    expected[present] = len(labels) / (present.sum() * counts[present])
+    assert module.loss.weight.numpy() == pytest.approx(expected)
+    rare, frequent = EMOTIONS.index("anger"), EMOTIONS.index("happiness")
+    assert counts[frequent] >= 2 * counts[rare]  # the split kept the skew
+    assert module.loss.weight[rare] >= 2 * module.loss.weight[frequent]
+
+
+def test_without_class_weights_the_loss_is_unweighted(compose, tiny_run_overrides):
+    cfg = compose(*tiny_run_overrides)
+    datamodule, module = build(cfg.data), build(cfg.model)
+    pl.Trainer(fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False).fit(
+        module, datamodule=datamodule
+    )
+    assert module.loss.weight is None
 
 
 def test_a_run_without_a_validation_split_trains_and_tests(compose, tiny_run_overrides):
     """The seed report kept no validation images: val_fraction=0 with nothing monitoring it."""
-    cfg = compose(*tiny_run_overrides, "data.split.val_fraction=0", "callbacks=none")
+    cfg = compose(*tiny_run_overrides, "data.split.val_fraction=0", "callbacks=last_epoch")
     metrics = train(cfg).metrics
     assert 0 <= metrics["test/accuracy"] <= 1
     assert math.isnan(metrics["val/macro_f1_best"])  # never validated

@@ -11,4 +11,4 @@ EMOTIONS: tuple[str, ...] = (
     "surprise",
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

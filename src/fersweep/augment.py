@@ -1,102 +1,34 @@
-"""Fighting the class skew: augmented copies of rare classes, class weights or a weighted sampler."""
+"""Augmentation: how the balanced arm's copies of rare-class images are made.
+
+Two pipelines do the same operations: `BatchAugment` (torch, a batch at a time; config
+`augment=batched`, the default) and an albumentations `Compose` (an image at a time; config
+`augment=albumentations`). `apply` runs either on N x H x W x C uint8 images.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.class_weight import compute_class_weight
-from torch.utils.data import WeightedRandomSampler
 
 from fersweep.errors import ConfigError
 
-BALANCE_METHODS = ("none", "augment", "class_weights", "sampler")
 
-
-@dataclass
-class Balancing:
-    """How the training split is balanced; validation and test always stay original images.
-
-    method: `none` (the original skewed data), `augment` (the seed's idea: rare classes grown by
-    up to `factor` augmented copies of each image, at most up to `target` images per class, where
-    `target` is `max` for the largest class's size or a number), `class_weights` (loss weighted by
-    inverse class frequency) or `sampler` (a weighted random sampler).
-    `before_split` reproduces the seed's leaky protocol: copies are made once, before splitting.
-    `pipeline` makes each copy, fresh every epoch: a `BatchAugment` (a batch at a time) or an
-    albumentations transform (an image at a time).
-    """
-
-    method: str
-    factor: int
-    target: int | str
-    before_split: bool
-    pipeline: Any
-
-    def __post_init__(self) -> None:
-        if self.method not in BALANCE_METHODS:
-            raise ConfigError(f"augment.method={self.method!r}: use one of {BALANCE_METHODS}")
-        if self.factor < 0:
-            raise ConfigError(f"augment.factor={self.factor}: must be 0 or more")
-        if self.target != "max" and (not isinstance(self.target, int) or self.target <= 0):
-            raise ConfigError(f"augment.target={self.target!r}: use 'max' or a positive count")
-        if self.before_split and self.method != "augment":
-            raise ConfigError("augment.before_split=true only applies to augment.method=augment")
-
-    def copies_per_image(self, labels: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
-        """How many augmented copies each image gets (0 unless method is `augment`)."""
-        copies = np.zeros(len(labels), dtype=np.int64)
-        if self.method != "augment" or self.factor == 0:
-            return copies
-        counts = np.bincount(labels, minlength=num_classes)
-        target = int(counts.max()) if self.target == "max" else int(self.target)
-        rng = np.random.default_rng(seed)
-        for label in np.flatnonzero(counts):
-            members = np.flatnonzero(labels == label)
-            wanted = min(max(target - counts[label], 0), self.factor * counts[label])
-            copies[members] = wanted // counts[label]
-            # The remainder goes to a seeded random choice of images, one extra copy each.
-            extra = rng.choice(members, size=wanted % counts[label], replace=False)
-            copies[extra] += 1
-        return copies
-
-    def loss_weights(self, labels: np.ndarray, num_classes: int) -> torch.Tensor | None:
-        """Per-class loss weights for `class_weights` (classes absent from training weigh 0)."""
-        if self.method != "class_weights":
-            return None
-        present = np.unique(labels)
-        weights = np.zeros(num_classes, dtype=np.float32)
-        weights[present] = compute_class_weight("balanced", classes=present, y=labels)
-        return torch.from_numpy(weights)
-
-    def sampler(self, labels: np.ndarray, seed: int) -> WeightedRandomSampler | None:
-        """A sampler drawing every class equally often, for `sampler`."""
-        if self.method != "sampler":
-            return None
-        counts = np.bincount(labels)
-        weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
-        generator = torch.Generator().manual_seed(seed)
-        return WeightedRandomSampler(weights, len(labels), replacement=True, generator=generator)
-
-    def augment(self, images: np.ndarray) -> np.ndarray:
-        """Fresh augmented copies of N x H x W x C uint8 images."""
-        if len(images) == 0:
-            return images.copy()
-        if isinstance(self.pipeline, BatchAugment):
-            batch = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-            return self.pipeline(batch).numpy().transpose(0, 2, 3, 1)
-        squeeze = images.shape[3] == 1
-        return np.stack(
-            [
-                self.pipeline(image=image[:, :, 0] if squeeze else image)["image"].reshape(
-                    image.shape
-                )
-                for image in images
-            ]
-        )
+def apply(pipeline: Any, images: np.ndarray) -> np.ndarray:
+    """Augmented copies of N x H x W x C uint8 images, by either kind of pipeline."""
+    if isinstance(pipeline, BatchAugment):
+        batch = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+        return pipeline(batch).numpy().transpose(0, 2, 3, 1)
+    squeeze = images.shape[3] == 1
+    return np.stack(
+        [
+            pipeline(image=image[:, :, 0] if squeeze else image)["image"].reshape(image.shape)
+            for image in images
+        ]
+    )
 
 
 class BatchAugment:
@@ -135,7 +67,7 @@ class BatchAugment:
             ("dropout_p", dropout_p),
         ):
             if not 0 <= p <= 1:
-                raise ConfigError(f"augment.pipeline.{key}={p}: a probability is within [0, 1]")
+                raise ConfigError(f"augment.{key}={p}: a probability is within [0, 1]")
         for key, (low, high) in (
             ("scale", scale),
             ("noise_std", noise_std),
@@ -143,7 +75,7 @@ class BatchAugment:
             ("dropout_size", dropout_size),
         ):
             if not 0 <= low <= high:
-                raise ConfigError(f"augment.pipeline.{key}=[{low}, {high}]: need 0 <= low <= high")
+                raise ConfigError(f"augment.{key}=[{low}, {high}]: need 0 <= low <= high")
         self.flip_p, self.affine_p = flip_p, affine_p
         self.rotate, self.scale, self.translate = math.radians(rotate_degrees), scale, translate
         self.brightness_contrast_p, self.brightness, self.contrast = (
@@ -220,12 +152,3 @@ class BatchAugment:
         start = (torch.rand(len(x), device=x.device) * (side - length + 1)).floor()
         positions = torch.arange(side, device=x.device)
         return (positions >= start[:, None]) & (positions < (start + length)[:, None])
-
-
-def expand_with_copies(copies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Source index and is-copy flag for every item of the balanced set: originals, then copies."""
-    originals = np.arange(len(copies))
-    repeated = np.repeat(originals, copies)
-    index = np.concatenate([originals, repeated])
-    is_copy = np.concatenate([np.zeros(len(copies), bool), np.ones(len(repeated), bool)])
-    return index, is_copy

@@ -12,22 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import mlflow
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 from rich.table import Table
 
-from fersweep import EMOTIONS
-from fersweep.config import build, compose_config
+from fersweep.config import build, compose_config, compose_definition
 from fersweep.console import console
 from fersweep.data.cache import load_images
 from fersweep.data.datamodule import EmotionDataModule
+from fersweep.definitions import BenchDefinition
 from fersweep.errors import exits_cleanly
-from fersweep.model import EmotionClassifier
-from fersweep.sweep import Sweep, SweepDefinition, run_sweep
-from fersweep.tracking import Tracker
-from fersweep.train import train
+from fersweep.sweep import Sweep, run_sweep
+from fersweep.tracking import Tracker, artifacts
+from fersweep.train import RunPlacement, train
 
 
 class EpochTimer(pl.Callback):
@@ -43,20 +41,22 @@ class EpochTimer(pl.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def run_bench(root: Path, settings: dict[str, Any]) -> dict[str, Any]:
+def run_bench(root: Path, settings: BenchDefinition, overrides: list[str]) -> dict[str, Any]:
     config_dir = root / "conf"
-    overrides = list(settings["overrides"])
     compose = lambda *extra: compose_config(config_dir, [*overrides, *extra])  # noqa: E731
-    results: dict[str, Any] = {"machine": machine(), "settings": settings}
-    results["preprocessing"] = bench_preprocessing(compose("augment=balanced"))
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "settings": {**dataclasses.asdict(settings), "overrides": overrides},
+    }
+    results["preprocessing"] = bench_preprocessing(compose("balancing=balanced"))
     results["training"] = {}
-    for model in settings["models"]:
-        cfg = compose(f"model={model}", "augment=balanced")
+    for model in settings.models:
+        cfg = compose(f"model={model}", "balancing=balanced")
         results["training"][model] = bench_training(cfg, settings)
     results["end_to_end"] = bench_end_to_end(
-        compose(*settings["end_to_end"], "tracking.experiment=fersweep-bench")
+        compose(*settings.end_to_end, "tracking.experiment=fersweep-bench")
     )
-    results["sweep"] = bench_sweep(root, settings, overrides)
+    results["sweep"] = bench_sweep(config_dir, settings, overrides)
     return results
 
 
@@ -75,7 +75,7 @@ def machine() -> dict[str, Any]:
 def bench_preprocessing(cfg) -> dict[str, float]:
     """Images/s preprocessing every image from its file (cold) and from the cache (warm), and
     the whole warm data set-up (legend, fingerprint, cached arrays, cached split) beside it."""
-    datamodule = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+    datamodule = build(cfg.data)
     datamodule.setup()
     load = partial(
         load_images,
@@ -89,7 +89,7 @@ def bench_preprocessing(cfg) -> dict[str, float]:
     load(cache_dir=cache_dir)  # fills the cache for exactly these records if it was empty
     cold_seconds = _seconds(lambda: load(cache_dir=None))
     warm_seconds = _seconds(lambda: load(cache_dir=cache_dir))
-    fresh = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+    fresh = build(cfg.data)
     count = len(datamodule.image_set.records)
     return {
         "images": count,
@@ -106,31 +106,32 @@ def _seconds(work: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def bench_training(cfg, settings: dict[str, Any]) -> dict[str, float]:
+def bench_training(cfg, settings: BenchDefinition) -> dict[str, float]:
     """Lightning epochs on the real loader (balanced arm, on-the-fly augmentation) against a
     bare PyTorch loop over in-memory tensors, and the loader alone against the model's rate."""
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule: EmotionDataModule = build(cfg.data, _partial_=True)(balancing=build(cfg.augment))
+    datamodule: EmotionDataModule = build(cfg.data)
     datamodule.setup()
     timer = EpochTimer()
-    module = EmotionClassifier(build(cfg.model), build(cfg.optimizer), len(EMOTIONS))
+    module = build(cfg.model)
     trainer = build(
         cfg.trainer,
         callbacks=[timer],
-        max_epochs=settings["epochs"],
+        logger=False,
+        max_epochs=settings.epochs,
         enable_checkpointing=False,
         limit_val_batches=0,
         enable_progress_bar=False,
     )
     # The shared CPU's speed drifts by 10-20% over minutes: the bare loop runs before and after
     # the Lightning epochs, and their mean is the ceiling.
-    bare_rates = [bare_loop_rate(cfg, datamodule, settings["bare_batches"])]
+    bare_rates = [bare_loop_rate(cfg, datamodule, settings.bare_batches)]
     trainer.fit(module, datamodule=datamodule)
-    bare_rates.append(bare_loop_rate(cfg, datamodule, settings["bare_batches"]))
+    bare_rates.append(bare_loop_rate(cfg, datamodule, settings.bare_batches))
     per_epoch = len(datamodule.train_dataset())
     lightning_rate = per_epoch / float(np.mean(timer.seconds[1:]))
     bare_rate = float(np.mean(bare_rates))
-    loader_rate = loader_only_rate(datamodule, settings["loader_batches"])
+    loader_rate = loader_only_rate(datamodule, settings.loader_batches)
     return {
         "train_images_per_epoch": per_epoch,
         "lightning_images_per_s": lightning_rate,
@@ -145,7 +146,7 @@ def bench_training(cfg, settings: dict[str, Any]) -> dict[str, float]:
 def bare_loop_rate(cfg, datamodule: EmotionDataModule, batches: int) -> float:
     """The same network and optimizer stepping over preloaded tensors: the ceiling."""
     device = torch.device("cuda" if cfg.trainer.precision.startswith("bf16") else "cpu")
-    net = build(cfg.model).to(device)
+    net = build(cfg.model.net).to(device)
     optimizer = build(cfg.optimizer)(net.parameters())
     images = torch.from_numpy(datamodule.image_set.images.transpose(0, 3, 1, 2).copy()).to(device)
     labels = torch.from_numpy(datamodule.image_set.labels).to(device)
@@ -183,34 +184,34 @@ def loader_only_rate(datamodule: EmotionDataModule, batches: int) -> float:
 
 def bench_end_to_end(cfg) -> dict[str, float]:
     start = time.perf_counter()
-    result = train(cfg, run_name="bench-end-to-end")
+    result = train(cfg, placement=RunPlacement(name="bench-end-to-end"))
     return {
         "seconds": time.perf_counter() - start,
         "test_accuracy": result.metrics["test/accuracy"],
     }
 
 
-def bench_sweep(root: Path, settings: dict[str, Any], overrides: list[str]) -> dict[str, float]:
+def bench_sweep(
+    config_dir: Path, settings: BenchDefinition, overrides: list[str]
+) -> dict[str, float]:
     """Finished (complete + pruned) trials per hour of a fixed small sweep, pruned and not."""
     rates = {}
     for label, pruner in (("pruning", None), ("no_pruning", "optuna.pruners.NopPruner")):
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        definition = SweepDefinition.load(
-            root / settings["sweep"]["definition"], [f"name=bench-{label}-{stamp}"]
-        )
-        if pruner:
-            # Replaced, not merged: the default pruner's settings would not fit this one.
-            definition = dataclasses.replace(definition, pruner={"_target_": pruner})
-        sweep = Sweep(
-            definition,
-            root / "conf",
+        sweep = Sweep.compose(
+            config_dir,
             [
+                f"sweeps@sweep={settings.sweep.definition}",
+                f"sweep.name=bench-{label}-{stamp}",
                 *overrides,
-                *settings["sweep"]["overrides"],
+                *settings.sweep.overrides,
                 "tracking.experiment=fersweep-bench",
                 "trainer.enable_progress_bar=false",
             ],
         )
+        if pruner:
+            # Replaced, not merged: the default pruner's settings would not fit this one.
+            sweep.definition = dataclasses.replace(sweep.definition, pruner={"_target_": pruner})
         start = time.perf_counter()
         run_sweep(sweep)
         hours = (time.perf_counter() - start) / 3600
@@ -255,14 +256,14 @@ def show(results: dict[str, Any]) -> None:
     console.print(table)
 
 
-def save(results: dict[str, Any], root: Path, settings: dict[str, Any], tracker: Tracker) -> Path:
-    folder = root / settings["results_dir"]
+def save(results: dict[str, Any], root: Path, settings: BenchDefinition, tracker: Tracker) -> Path:
+    folder = root / settings.results_dir
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
     tracker.experiment = "fersweep-bench"
     with tracker.run("bench", tags={"kind": "bench"}):
-        mlflow.log_dict(results, "bench/results.json")
+        artifacts.log_dict(results, "bench/results.json")
         flat = {}
         for section in ("preprocessing", "end_to_end"):
             flat.update({f"{section}/{k}": v for k, v in results[section].items()})
@@ -270,16 +271,16 @@ def save(results: dict[str, Any], root: Path, settings: dict[str, Any], tracker:
             flat.update({f"training/{model}/{k}": v for k, v in row.items()})
         for label, row in results["sweep"].items():
             flat.update({f"sweep/{label}/{k}": v for k, v in row.items()})
-        mlflow.log_metrics({k: float(v) for k, v in flat.items() if isinstance(v, int | float)})
+        numbers = {k: float(v) for k, v in flat.items() if isinstance(v, int | float)}
+        artifacts.log_metrics(numbers)
     return path
 
 
 @exits_cleanly
 def main(root: Path, argv: list[str]) -> None:
-    settings = OmegaConf.to_container(
-        OmegaConf.merge(OmegaConf.load(root / "bench/default.yaml"), OmegaConf.from_dotlist(argv))
-    )
-    results = run_bench(root, settings)
+    cfg, overrides = compose_definition(root / "conf", "bench", argv)
+    settings: BenchDefinition = OmegaConf.to_object(cfg.bench)
+    results = run_bench(root, settings, overrides)
     show(results)
-    tracker = build(compose_config(root / "conf", settings["overrides"]).tracking)
+    tracker = build(compose_config(root / "conf", overrides).tracking)
     console.print(f"results: {save(results, root, settings, tracker)}")

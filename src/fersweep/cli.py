@@ -81,7 +81,8 @@ def tracking_uri(args: argparse.Namespace) -> str:
 
 def predict_command(args: argparse.Namespace) -> int:
     from fersweep.console import show_predictions
-    from fersweep.predict import image_files, load_classifier, predict_files
+    from fersweep.predict import image_files, predict_files
+    from fersweep.tracking.runs import load_classifier
 
     files = image_files(args.paths)
     model = load_classifier(args.model, tracking_uri(args))
@@ -105,7 +106,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from fersweep.console import show_data_report, show_evaluation
     from fersweep.data.folder import read_folder
     from fersweep.figures import confusion_figure
-    from fersweep.predict import evaluate_folder, load_classifier
+    from fersweep.predict import evaluate_folder
+    from fersweep.tracking.runs import load_classifier
 
     records, report = read_folder(Path(args.folder))  # a bad folder fails before the model loads
     uri = tracking_uri(args)
@@ -126,9 +128,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def log_evaluation_run(uri: str, args: argparse.Namespace, result) -> None:
-    import mlflow
-
     from fersweep.config import build, compose_config
+    from fersweep.tracking import artifacts
 
     cfg = compose_config(
         args.config_dir,
@@ -141,8 +142,8 @@ def log_evaluation_run(uri: str, args: argparse.Namespace, result) -> None:
         "folder": str(Path(args.folder).resolve()),
     }
     with tracker.run(f"evaluate {Path(args.folder).name}", tags=tags) as run:
-        tracker.log_evaluation(result.evaluation, "eval")
-        mlflow.log_dict(result.report.as_dict(), "data/data_report.json")
+        artifacts.log_evaluation(result.evaluation, "eval")
+        artifacts.log_dict(result.report.as_dict(), "data/data_report.json")
     print(f"logged as MLflow run {run.info.run_id} in experiment fersweep-evaluations")
 
 

@@ -5,55 +5,51 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from rich.markdown import Markdown
 
 from fersweep import EMOTIONS
-from fersweep.config import build, compose_config
+from fersweep.config import build, compose_config, compose_definition
 from fersweep.console import console
+from fersweep.definitions import Bootstrap, ComparisonDefinition
 from fersweep.errors import ConfigError
 from fersweep.figures import confusion_pair_figure
 from fersweep.metrics import (
+    Difference,
     Evaluation,
     evaluate,
     paired_bootstrap_difference,
     precision_at_prevalence,
 )
-from fersweep.tracking import Tracker
-from fersweep.train import RunResult, train
+from fersweep.tracking import Tracker, artifacts
+from fersweep.train import RunPlacement, RunResult, train
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class ComparisonDefinition:
-    """What `sweeps/compare.yaml` says: shared overrides, the arms, the seeds, the references."""
+class ComparisonSummary:
+    """The comparison's numbers: the difference with its interval, and the report's tables
+    as records (rows of dicts, as they go to `comparison/summary.json`)."""
 
-    name: str
-    base: list[str]
-    arms: dict[str, list[str]]
-    seeds: list[int]
-    bootstrap: dict[str, float]
-    references: dict[str, list[str]] = field(default_factory=dict)
+    baseline: str
+    candidate: str
+    difference: Difference
+    arm_means: dict[str, float]  # macro F1 mean per arm
+    arms: list[dict[str, Any]]
+    per_class: list[dict[str, Any]]
+    precision_at_prevalence: list[dict[str, Any]]
+    references: list[dict[str, Any]]
 
-    @classmethod
-    def load(cls, path: str | Path, overrides: Sequence[str] = ()) -> ComparisonDefinition:
-        """The definition file, with `key=value` overrides of its own keys (e.g. `seeds=[1]`)."""
-        merged = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
-        raw = OmegaConf.to_container(merged, resolve=True)
-        definition = cls(**raw)
-        if len(definition.arms) != 2:
-            raise ConfigError(
-                f"{path}: arms must name exactly two arms, got {list(definition.arms)}"
-            )
-        if not definition.seeds:
-            raise ConfigError(f"{path}: seeds must list at least one seed")
-        return definition
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -73,16 +69,17 @@ class ArmSummary:
         return np.array([r.evaluation.metrics[name] for r in self.runs])
 
 
-def run_comparison(
-    definition: ComparisonDefinition, config_dir: Path, overrides: Sequence[str] = ()
-) -> tuple[str, str]:
-    """Train every arm and seed (and each reference) as nested MLflow runs; returns the
-    Markdown report and the parent run's id."""
+def run_comparison(config_dir: Path, argv: Sequence[str] = ()) -> tuple[str, str]:
+    """`python compare.py <argv>`: `compare.<key>=<value>` changes the definition
+    (sweeps/compare.yaml), any other override changes every run. Trains every arm and seed (and
+    each reference) as nested MLflow runs; returns the Markdown report and the parent run's id."""
+    composed, overrides = compose_definition(config_dir, "compare", argv)
+    definition: ComparisonDefinition = OmegaConf.to_object(composed.compare)
     base = [*definition.base, *overrides]
     cfg = compose_config(config_dir, base)
     tracker: Tracker = build(cfg.tracking)
     with tracker.run(f"compare-{definition.name}", tags={"kind": "comparison"}) as parent:
-        tracker.log_dict(asdict(definition), "comparison/definition.json")
+        artifacts.log_dict(asdict(definition), "comparison/definition.json")
         parent_id = parent.info.run_id
         arms = {
             arm: _train_arm(config_dir, arm, [*base, *arm_overrides], definition.seeds, parent_id)
@@ -102,7 +99,7 @@ def run_comparison(
             for name, ref in definition.references.items()
         }
         report, summary, figure = summarise(arms, references, definition.bootstrap, cfg.seed)
-        tracker.log_comparison(report, summary, figure)
+        artifacts.log_comparison(report, summary, figure)
         path = Path(cfg.paths.output_dir) / "compare" / parent_id / "report.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(report)
@@ -125,24 +122,17 @@ def _train_arm(
         run_overrides = [*overrides, f"seed={seed}"]
         cfg: DictConfig = compose_config(config_dir, run_overrides)
         run_tags = {**(tags or {}), "arm": name, "seed": str(seed)}
-        runs.append(
-            train(
-                cfg,
-                run_overrides,
-                parent_run_id=parent,
-                run_name=f"{name}-seed{seed}",
-                tags=run_tags,
-            )
-        )
+        placement = RunPlacement(parent_run_id=parent, name=f"{name}-seed{seed}", tags=run_tags)
+        runs.append(train(cfg, run_overrides, placement=placement))
     return ArmSummary(name, runs)
 
 
 def summarise(
     arms: Mapping[str, ArmSummary],
     references: Mapping[str, ArmSummary],
-    bootstrap: Mapping[str, float],
+    bootstrap: Bootstrap,
     seed: int,
-):
+) -> tuple[str, ComparisonSummary, plt.Figure]:
     """The Markdown report, its numbers as a dict, and the side-by-side confusion figure."""
     (baseline, candidate) = arms.values()
     truth = baseline.runs[0].truth
@@ -157,8 +147,8 @@ def summarise(
         truth,
         [r.predicted for r in baseline.runs],
         [r.predicted for r in candidate.runs],
-        resamples=int(bootstrap["resamples"]),
-        confidence=float(bootstrap["confidence"]),
+        resamples=bootstrap.resamples,
+        confidence=bootstrap.confidence,
         seed=seed,
     )
     prevalence = baseline.runs[0].prevalence
@@ -180,9 +170,9 @@ def summarise(
         headline.to_markdown(index=False, floatfmt=".4f"),
         "",
         f"**Difference ({candidate.name} − {baseline.name}) in macro F1: "
-        f"{difference['difference']:+.4f}**, {difference['confidence']:.0%} paired bootstrap "
-        f"interval [{difference['low']:+.4f}, {difference['high']:+.4f}] "
-        f"({difference['resamples']} resamples of the test images).",
+        f"{difference.difference:+.4f}**, {difference.confidence:.0%} paired bootstrap "
+        f"interval [{difference.low:+.4f}, {difference.high:+.4f}] "
+        f"({difference.resamples} resamples of the test images).",
         "",
         "## Per emotion: recall and F1 (seeds pooled)",
         "",
@@ -209,13 +199,16 @@ def summarise(
             "",
             reference_table.to_markdown(index=False, floatfmt=".4f"),
         ]
-    summary = {
-        "difference": difference,
-        "arms": headline.to_dict(orient="records"),
-        "per_class": per_class.reset_index().to_dict(orient="records"),
-        "precision_at_prevalence": bayes.reset_index().to_dict(orient="records"),
-        "references": reference_table.to_dict(orient="records"),
-    }
+    summary = ComparisonSummary(
+        baseline.name,
+        candidate.name,
+        difference,
+        {arm.name: float(arm.metric("macro_f1").mean()) for arm in arms.values()},
+        headline.to_dict(orient="records"),
+        per_class.reset_index().to_dict(orient="records"),
+        bayes.reset_index().to_dict(orient="records"),
+        reference_table.to_dict(orient="records"),
+    )
     return "\n".join(lines) + "\n", summary, figure
 
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from fersweep.definitions import register_schemas
 from fersweep.errors import ConfigError, FersweepError
 
 CPU_PRECISION = "32-true"
@@ -31,18 +36,79 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("auto_precision", auto_precision, replace=True)
 
 
+# Spellings from before the 0.2 layout (network under model.net, balancing its own group),
+# still accepted for one release with a warning naming the new spelling.
+_NET_KEYS = (
+    "filters", "kernel_size", "second_filters", "second_kernel_size", "pool_size",
+    "activation", "conv_dropout", "dense_units", "dense_dropout", "init",
+)  # fmt: skip
+_BALANCING_KEYS = ("method", "factor", "target", "before_split")
+_BALANCING_OPTIONS = ("none", "balanced", "class_weights", "sampler")
+
+
+def modernise(overrides: Sequence[str]) -> list[str]:
+    """Overrides in today's spelling; an old one is rewritten and warned about."""
+    modern = []
+    for override in overrides:
+        renamed = _renamed(override)
+        if renamed != override:
+            warnings.warn(
+                f"{override!r} is the old spelling of {renamed!r} (fersweep 0.2 moved the "
+                "network under model.net and balancing into its own group); it will stop "
+                "working in 0.3",
+                FutureWarning,
+                stacklevel=2,
+            )
+        modern.append(renamed)
+    return modern
+
+
+def _renamed(override: str) -> str:
+    key, equals, value = override.partition("=")
+    head, _, rest = key.partition(".")
+    first = rest.split(".")[0]
+    if key == "augment" and value in _BALANCING_OPTIONS:
+        return f"balancing={value}"
+    if key == "augment/pipeline":
+        return f"augment={value}"
+    if head == "model" and first in _NET_KEYS:
+        return f"model.net.{rest}{equals}{value}"
+    if head == "augment" and first in _BALANCING_KEYS:
+        return f"balancing.{rest}{equals}{value}"
+    if head == "augment" and first == "pipeline":
+        return f"augment.{rest.removeprefix('pipeline.')}{equals}{value}"
+    return override
+
+
 def compose_config(
-    config_dir: str | Path, overrides: Sequence[str] = (), config_name: str = "train"
+    config_dir: str | Path,
+    overrides: Sequence[str] = (),
+    config_name: str = "train",
+    search_path: Sequence[str] = (),
 ) -> DictConfig:
-    """The config `python train.py <overrides>` would run with, built by Hydra's compose API."""
+    """The config `python train.py <overrides>` would run with, built by Hydra's compose API;
+    the folders of `search_path` (file:// URLs) are searched for config groups too."""
     register_resolvers()
+    overrides = modernise(overrides)
+    if search_path:
+        folders = ",".join(f"'{folder}'" for folder in search_path)
+        overrides = [f"hydra.searchpath=[{folders}]", *overrides]
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(Path(config_dir).resolve())):
             return compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(f"overrides {list(overrides)}: {error}") from error
+        raise ConfigError(_composition_error(error)) from error
+
+
+def _composition_error(error: Exception) -> str:
+    """Hydra's message, with the cause it wraps (e.g. which values an enum key accepts)."""
+    message = str(error)
+    cause = error.__cause__
+    if cause is not None and str(cause).splitlines() and str(cause).splitlines()[0] not in message:
+        message += f": {str(cause).splitlines()[0]}"
+    return message
 
 
 def build(node: DictConfig, **kwargs):
@@ -58,12 +124,39 @@ def build(node: DictConfig, **kwargs):
         raise ConfigError(str(error)) from error
 
 
-def split_arguments(
-    argv: Sequence[str], default_definition: Path, prefix: str
-) -> tuple[Path, list[str], list[str]]:
-    """`[definition.yaml] [<prefix>key=value ...] [override ...]` as (definition file, the
-    definition's own overrides without the prefix, config overrides for every run)."""
-    argv = list(argv)
-    path = Path(argv.pop(0)) if argv and argv[0].endswith(".yaml") else default_definition
-    own = [a.removeprefix(prefix) for a in argv if a.startswith(prefix)]
-    return path, own, [a for a in argv if not a.startswith(prefix)]
+def compose_definition(
+    config_dir: str | Path, section: str, argv: Sequence[str] = ()
+) -> tuple[DictConfig, list[str]]:
+    """`conf/<section>.yaml` composed with the command line: the training config every run
+    starts from, and under `<section>` a definition file checked against its schema
+    (fersweep.definitions). The project folder is on Hydra's search path, so `sweeps/` and
+    `bench/` are config groups; `hydra.searchpath=[file:///elsewhere]` adds folders of one's
+    own. Returns the config and the overrides of `argv` meant for the runs."""
+    register_schemas()
+    parsed = OverridesParser.create().parse_overrides(modernise(argv))
+    folders = [f"file://{Path(config_dir).resolve().parent}"]
+    for override in parsed:
+        if override.key_or_group == "hydra.searchpath":
+            folders += list(override.value())
+    rest = [o.input_line for o in parsed if o.key_or_group != "hydra.searchpath"]
+    cfg = compose_config(config_dir, rest, config_name=section, search_path=folders)
+    return cfg, [o.input_line for o in parsed if _is_run_override(o, section)]
+
+
+def _is_run_override(override: Override, section: str) -> bool:
+    """Whether an override changes the training config rather than the definition or Hydra."""
+    top = override.key_or_group.split(".")[0]
+    return section not in (top, override.package) and top != "hydra"
+
+
+def as_overrides(values: Mapping[str, Any]) -> list[str]:
+    """Hydra overrides for sampled values; lists and strings pass through as Hydra reads them."""
+    return [f"{key}={_override_value(value)}" for key, value in values.items()]
+
+
+def _override_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    return str(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -81,6 +82,33 @@ def evaluate(
     )
 
 
+@dataclass
+class SplitPredictions:
+    """A split's true labels and a model's class probabilities for its images."""
+
+    truth: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @cached_property
+    def evaluation(self) -> Evaluation:
+        return evaluate(self.truth, self.predicted)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Candidate minus baseline, with its bootstrap confidence interval."""
+
+    difference: float
+    low: float
+    high: float
+    confidence: float
+    resamples: int
+
+
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int] | None = None) -> float:
     """Macro F1 over `labels`, by default the classes in the truth or the predictions (as
     torchmetrics computes it during training)."""
@@ -114,7 +142,7 @@ def paired_bootstrap_difference(
     resamples: int,
     confidence: float,
     seed: int,
-) -> dict[str, float]:
+) -> Difference:
     """Candidate minus baseline macro F1 (each averaged over its runs), with a paired bootstrap
     confidence interval: test images are resampled once and both arms scored on the same draw."""
 
@@ -134,10 +162,10 @@ def paired_bootstrap_difference(
         method="percentile",
         rng=np.random.default_rng(seed),
     )
-    return {
-        "difference": difference(everything),
-        "low": float(result.confidence_interval.low),
-        "high": float(result.confidence_interval.high),
-        "confidence": confidence,
-        "resamples": resamples,
-    }
+    return Difference(
+        difference(everything),
+        float(result.confidence_interval.low),
+        float(result.confidence_interval.high),
+        confidence,
+        resamples,
+    )

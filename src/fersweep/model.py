@@ -11,6 +11,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassF1Score
 
 from fersweep.errors import ConfigError
+from fersweep.metrics import SplitPredictions
 
 INITS = ("torch", "glorot")
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -51,23 +52,27 @@ class EmotionCNN(nn.Module):
     ) -> None:
         super().__init__()
         if init not in INITS:
-            raise ConfigError(f"model.init={init!r}: use one of {INITS}")
+            raise ConfigError(f"model.net.init={init!r}: use one of {INITS}")
         _check_positive(filters=filters, kernel_size=kernel_size, pool_size=pool_size)
         _check_dropout(conv_dropout=conv_dropout, dense_dropout=dense_dropout)
         if activation not in ACTIVATIONS:
-            raise ConfigError(f"model.activation={activation!r}: use one of {sorted(ACTIVATIONS)}")
+            raise ConfigError(
+                f"model.net.activation={activation!r}: use one of {sorted(ACTIVATIONS)}"
+            )
         act = ACTIVATIONS[activation]
-        side = _after_conv(image_size, kernel_size, "model.kernel_size", "data.preprocess.size")
+        side = _after_conv(image_size, kernel_size, "model.net.kernel_size", "data.preprocess.size")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, filters, kernel_size), act()]
         channels = filters
         if second_filters:
             _check_positive(second_filters=second_filters, second_kernel_size=second_kernel_size)
-            side = _after_conv(side, second_kernel_size, "model.second_kernel_size", "first conv")
+            side = _after_conv(
+                side, second_kernel_size, "model.net.second_kernel_size", "first conv"
+            )
             layers += [nn.Conv2d(filters, second_filters, second_kernel_size), act()]
             channels = second_filters
         if pool_size > side:
             raise ConfigError(
-                f"model.pool_size={pool_size} is larger than the {side}x{side} feature map it pools"
+                f"model.net.pool_size={pool_size} is larger than the {side}x{side} feature map it pools"
             )
         side //= pool_size
         layers += [nn.MaxPool2d(pool_size), nn.Dropout(conv_dropout), nn.Flatten()]
@@ -108,32 +113,38 @@ def _after_conv(side: int, kernel: int, key: str, source: str) -> int:
 def _check_positive(**settings: int | None) -> None:
     for key, value in settings.items():
         if value is None or value <= 0:
-            raise ConfigError(f"model.{key}={value}: must be a positive integer")
+            raise ConfigError(f"model.net.{key}={value}: must be a positive integer")
 
 
 def _check_dropout(**settings: float) -> None:
     for key, value in settings.items():
         if not 0 <= value < 1:
-            raise ConfigError(f"model.{key}={value}: must be in [0, 1)")
+            raise ConfigError(f"model.net.{key}={value}: must be in [0, 1)")
 
 
 class EmotionClassifier(pl.LightningModule):
-    """Cross-entropy training of `net`, optionally class-weighted; tracks macro F1 per epoch."""
+    """Cross-entropy training of `net` (class-weighted when the balancing says so), macro F1
+    per epoch, and the evaluated split's truth and probabilities kept by `test_step`."""
 
     def __init__(
-        self,
-        net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        num_classes: int,
-        loss_weights: torch.Tensor | None = None,
+        self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer], num_classes: int
     ) -> None:
         super().__init__()
         self.net, self.optimizer_factory = net, optimizer
-        self.loss = nn.CrossEntropyLoss(weight=loss_weights)
+        self.loss = nn.CrossEntropyLoss()
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.train_f1 = MulticlassF1Score(num_classes, average="macro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
         self.val_f1_best = MaxMetric()
+        self.test_outputs: SplitPredictions | None = None
+        self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def setup(self, stage: str) -> None:
+        # Class weights come from the training split, known once the data module is set up.
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        weights = datamodule.loss_weights() if stage == "fit" and datamodule else None
+        if weights is not None:
+            self.loss = nn.CrossEntropyLoss(weight=weights)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -154,6 +165,9 @@ class EmotionClassifier(pl.LightningModule):
         self.log("train/macro_f1", self.train_f1, on_step=False, on_epoch=True)
         return loss
 
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_as_step()
+
     def validation_step(self, batch, batch_idx: int) -> None:
         loss, predictions = self._step(batch)
         self.val_loss(loss)
@@ -164,10 +178,26 @@ class EmotionClassifier(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.val_f1_best(self.val_f1.compute())
         self.log("val/macro_f1_best", self.val_f1_best.compute(), prog_bar=False)
+        self._log_epoch_as_step()
 
-    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images = batch[0] if isinstance(batch, list | tuple) else batch
-        return torch.softmax(self(images).float(), dim=1)
+    def _log_epoch_as_step(self) -> None:
+        # Lightning uses a logged "step" as the loggers' x-axis: epochs, not batches.
+        self.log("step", float(self.current_epoch), on_step=False, on_epoch=True)
+
+    def on_test_epoch_start(self) -> None:
+        self._test_batches = []
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        images, labels = batch
+        probabilities = torch.softmax(self(images).float(), dim=1)
+        self._test_batches.append((labels.cpu(), probabilities.cpu()))
+
+    def on_test_epoch_end(self) -> None:
+        labels, probabilities = zip(*self._test_batches)
+        self.test_outputs = SplitPredictions(
+            torch.cat(labels).numpy(), torch.cat(probabilities).numpy()
+        )
+        self._test_batches = []
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.parameters())

@@ -6,40 +6,24 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-import mlflow
 import numpy as np
 import pandas as pd
 
 from fersweep import EMOTIONS
 from fersweep.data.legend import IMAGE_SUFFIXES, DataReport, Record
-from fersweep.errors import DataError, FersweepError
+from fersweep.errors import DataError
 from fersweep.metrics import Evaluation, evaluate
 from fersweep.serving import IMAGE_COLUMN
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = "models:/fersweep-emotion@champion"
 
 
-TRUSTED_SCHEMES = ("models:/", "runs:/")
+class Classifier(Protocol):
+    """The logged raw-image pyfunc, as `fersweep.tracking.load_classifier` returns it."""
 
-
-def load_classifier(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
-    """The raw-image pyfunc at `model_uri`: models:/name@alias, models:/name/version or
-    runs:/<id>/classifier. Models come only from the configured tracking store, never from an
-    arbitrary path or URL."""
-    if not model_uri.startswith(TRUSTED_SCHEMES):
-        raise FersweepError(
-            f"model {model_uri!r}: use a models:/ or runs:/ URI of the tracking store "
-            f"({tracking_uri}); other locations are not loaded"
-        )
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        return mlflow.pyfunc.load_model(model_uri)
-    except (mlflow.exceptions.MlflowException, OSError) as error:
-        raise FersweepError(
-            f"model {model_uri!r} cannot be loaded from {tracking_uri}: {str(error).splitlines()[0]}"
-        ) from error
+    def predict(self, model_input: pd.DataFrame) -> pd.DataFrame: ...
 
 
 def image_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -64,7 +48,7 @@ class Predictions:
     skipped: dict[str, str] = field(default_factory=dict)  # file -> why
 
 
-def predict_files(model: mlflow.pyfunc.PyFuncModel, files: Sequence[Path]) -> Predictions:
+def predict_files(model: Classifier, files: Sequence[Path]) -> Predictions:
     """Per file the emotion, its probability and all eight; unusable files skipped and named."""
     readable, payload, skipped = [], [], {}
     for file in files:
@@ -93,7 +77,7 @@ class FolderEvaluation:
 
 
 def evaluate_folder(
-    model: mlflow.pyfunc.PyFuncModel, root: Path, records: Sequence[Record], report: DataReport
+    model: Classifier, root: Path, records: Sequence[Record], report: DataReport
 ) -> FolderEvaluation:
     """The training report for a `root/<emotion>/*.jpg` folder (read by `read_folder`), over
     the emotions it holds."""

@@ -110,11 +110,3 @@ def counted_trials(study: optuna.Study) -> int:
     started = sum(t.state != optuna.trial.TrialState.WAITING for t in trials)
     retried = sum("failed_trial" in t.system_attrs for t in trials)
     return started - retried
-
-
-def check_url(url: str) -> None:
-    if "://" not in url:
-        raise ConfigError(
-            f"sweep.storage={url!r}: expected a SQLAlchemy URL such as "
-            "sqlite:///mlruns/optuna.db or postgresql://user@host:5432/db"
-        )

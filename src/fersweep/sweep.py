@@ -7,14 +7,15 @@ so any trial can be re-run as `python train.py <its overrides>` (kept in the tri
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,87 +30,19 @@ from optuna_integration import PyTorchLightningPruningCallback
 from rich.markdown import Markdown
 
 from fersweep.compare import ArmSummary, summarise
-from fersweep.config import build, compose_config
+from fersweep.config import as_overrides, build, compose_config, compose_definition
 from fersweep.console import console
+from fersweep.definitions import Direction, SweepDefinition
 from fersweep.errors import ConfigError, TrialTimeout
-from fersweep.search_space import Param, as_overrides, parse_search_space
-from fersweep.study_storage import (
-    check_url,
-    counted_trials,
-    heartbeat,
-    open_storage,
-    storage_lock,
-)
-from fersweep.tracking import Tracker
-from fersweep.train import RunResult, train
+from fersweep.study_storage import counted_trials, heartbeat, open_storage, storage_lock
+from fersweep.tracking import Tracker, artifacts
+from fersweep.train import RunPlacement, RunResult, train
 
 log = logging.getLogger(__name__)
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 SWEEP_RUN_ATTR = "mlflow_sweep_run_id"
 FINISHED_ATTR = "finished_with_trials"
 OUTCOME_ATTR = "outcome"
-
-
-@dataclass
-class SweepDefinition:
-    """A `sweeps/*.yaml` file: see sweeps/default.yaml for every key explained."""
-
-    name: str
-    base: list[str]
-    arms: dict[str, dict[str, Any]]
-    search_space: dict[str, dict[str, Any]]
-    objective: dict[str, str]
-    trials: int | None
-    timeout_minutes: float | None
-    trial_timeout_minutes: float | None
-    sampler: dict[str, Any]
-    pruner: dict[str, Any]
-    storage: str | None
-    heartbeat_seconds: int
-    max_retry: int
-    workers: int
-    seed: int
-    bootstrap: dict[str, float]
-    registered_model: str
-    description: str = ""
-    params: list[Param] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.trials is None and self.timeout_minutes is None:
-            raise ConfigError("sweep: set trials, timeout_minutes or both, or it never ends")
-        if self.trials is not None and self.trials <= 0:
-            raise ConfigError(f"sweep.trials={self.trials}: must be positive")
-        if self.trial_timeout_minutes is not None and self.trial_timeout_minutes <= 0:
-            raise ConfigError(
-                f"sweep.trial_timeout_minutes={self.trial_timeout_minutes}: "
-                "must be positive (or null for none)"
-            )
-        if self.workers <= 0:
-            raise ConfigError(f"sweep.workers={self.workers}: must be positive")
-        if self.objective.get("direction") not in ("maximize", "minimize"):
-            raise ConfigError(f"sweep.objective.direction={self.objective.get('direction')!r}")
-        if not self.arms:
-            raise ConfigError("sweep.arms: name at least one arm")
-        self.params = parse_search_space(self.search_space)
-        for arm, spec in self.arms.items():
-            unknown = set(spec) - {"overrides", "search_space"}
-            if unknown:
-                raise ConfigError(f"sweep.arms.{arm}: unknown key(s) {sorted(unknown)}")
-            parse_search_space(spec.get("search_space") or {})
-        if self.storage:
-            check_url(self.storage)
-
-    @classmethod
-    def load(cls, path: str | Path, overrides: Sequence[str] = ()) -> SweepDefinition:
-        """The definition file, with `key=value` overrides of its own keys (`trials=4`)."""
-        merged = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
-        return cls(**OmegaConf.to_container(merged, resolve=True))
-
-    def arm_params(self, arm: str) -> list[Param]:
-        return [*self.params, *parse_search_space(self.arms[arm].get("search_space") or {})]
-
-    def study_name(self, arm: str) -> str:
-        return f"{self.name}-{arm}"
 
 
 @dataclass
@@ -120,11 +53,18 @@ class Sweep:
     config_dir: Path
     overrides: list[str]
 
+    @classmethod
+    def compose(cls, config_dir: Path, argv: Sequence[str] = ()) -> Sweep:
+        """The sweep `python sweep.py <argv>` runs: `sweeps@sweep=<name>` picks the definition,
+        `sweep.<key>=<value>` changes it, any other override changes every trial's config."""
+        cfg, overrides = compose_definition(config_dir, "sweep", argv)
+        return cls(OmegaConf.to_object(cfg.sweep), config_dir, overrides)
+
     def trial_overrides(self, arm: str, sampled: dict[str, Any]) -> list[str]:
         d = self.definition
         return [
             *d.base,
-            *d.arms[arm].get("overrides", []),
+            *d.arms[arm].overrides,
             *as_overrides(sampled),
             *self.overrides,
             f"seed={d.seed}",
@@ -153,21 +93,20 @@ class Sweep:
             storage=storage,
             sampler=sampler,
             pruner=build(OmegaConf.create(d.pruner)),
-            direction=d.objective["direction"],
+            direction=d.objective.direction.value,
             load_if_exists=True,
         )
 
     def check(self) -> None:
         """Compose and build one trial config per arm before any training: bad keys fail here."""
         for arm in self.definition.arms:
-            sampled = {p.key: p.example() for p in self.definition.arm_params(arm)}
+            sampled = {k: p.example() for k, p in self.definition.arm_space(arm).items()}
             try:
                 cfg = compose_config(self.config_dir, self.trial_overrides(arm, sampled))
-            except Exception as error:  # Hydra's composition errors name the bad override
+            except ConfigError as error:  # Hydra's composition errors name the bad override
                 raise ConfigError(f"sweep arm {arm!r}: {error}") from error
-            build(cfg.model)
-            build(cfg.augment)
-            build(cfg.optimizer)
+            for group in ("data", "model", "optimizer"):
+                build(cfg[group])
 
 
 # --- running trials -------------------------------------------------------------------------
@@ -230,7 +169,9 @@ def ensure_parent_runs(sweep: Sweep) -> str:
             sweep_run_id = tracker.start_detached_run(
                 f"sweep-{d.name}", tags={"kind": "sweep", "sweep": d.name}
             )
-            tracker.log_definition(sweep_run_id, asdict_definition(d))
+            definition = OmegaConf.to_container(OmegaConf.structured(d), enum_to_str=True)
+            artifacts.log_dict(definition, "sweep/definition.json", sweep_run_id)
+            artifacts.log_params({"sweep": definition}, sweep_run_id)
         for arm, study in studies.items():
             study.set_user_attr(SWEEP_RUN_ATTR, sweep_run_id)
             if PARENT_RUN_ATTR not in study.user_attrs:
@@ -246,10 +187,6 @@ def ensure_parent_runs(sweep: Sweep) -> str:
                 )
                 study.set_user_attr(PARENT_RUN_ATTR, run_id)
     return sweep_run_id
-
-
-def asdict_definition(d: SweepDefinition) -> dict:
-    return {k: v for k, v in asdict(d).items() if k != "params"}
 
 
 def work(sweep: Sweep, worker: int) -> None:
@@ -333,6 +270,9 @@ def _close_runs_of_lost_trials(study: optuna.Study, tracker: Tracker) -> None:
             tracker.fail_detached_run(run_id, "worker lost: no heartbeat; the trial is retried")
 
 
+trial_clock: Callable[[], float] = time.monotonic  # what trial budgets are measured with
+
+
 class TrialTimeBudget(pl.Callback):
     """Stops a trial that runs past its budget; the sweep records it as failed and goes on."""
 
@@ -340,20 +280,20 @@ class TrialTimeBudget(pl.Callback):
         self.seconds = minutes * 60
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.start = time.monotonic()
+        self.start = trial_clock()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if time.monotonic() - self.start > self.seconds:
+        if trial_clock() - self.start > self.seconds:
             raise TrialTimeout(f"trial exceeded sweep.trial_timeout_minutes={self.seconds / 60:g}")
 
 
 def _run_trial(sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial) -> None:
     d = sweep.definition
-    sampled = {p.key: p.suggest(trial) for p in d.arm_params(arm)}
+    sampled = {key: p.suggest(trial, key) for key, p in d.arm_space(arm).items()}
     overrides = sweep.trial_overrides(arm, sampled)
     trial.set_user_attr("overrides", overrides)
     trial.set_user_attr("arm", arm)
-    metric = d.objective["metric"]
+    metric = d.objective.metric
     tags = {
         "arm": arm,
         "sweep": d.name,
@@ -366,18 +306,17 @@ def _run_trial(sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial)
             cfg = compose_config(
                 sweep.config_dir, [*overrides, "eval_split=val", "tracking.log_model=false"]
             )
-            callbacks = [PyTorchLightningPruningCallback(trial, monitor=d.objective["monitor"])]
+            callbacks = [PyTorchLightningPruningCallback(trial, monitor=d.objective.monitor)]
             if d.trial_timeout_minutes:
                 callbacks.append(TrialTimeBudget(d.trial_timeout_minutes))
-            result = train(
-                cfg,
-                overrides,
-                extra_callbacks=callbacks,
+            placement = RunPlacement(
                 parent_run_id=study.user_attrs[PARENT_RUN_ATTR],
-                run_name=f"{arm}-trial-{trial.number}",
+                name=f"{arm}-trial-{trial.number}",
                 tags=tags,
-                on_run_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
+                killed_by=(optuna.TrialPruned,),
+                on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
             )
+            result = train(cfg, overrides, callbacks, placement)
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
             console.print(f"[yellow]{arm} trial {trial.number} pruned[/yellow]")
@@ -398,7 +337,7 @@ def _run_trial(sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial)
 def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
     """Plots and the trial table per arm, each arm's best config retrained and tested, the
     best overall registered as `champion`, and the arms compared on the test split."""
-    from fersweep.sweep_report import log_study
+    from fersweep.study_report import log_study
 
     d = sweep.definition
     tracker: Tracker = build(sweep.base_config().tracking)
@@ -406,24 +345,18 @@ def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
     for arm in d.arms:
         study = sweep.open_study(arm)
         parent = study.user_attrs[PARENT_RUN_ATTR]
-        log_study(tracker, study, parent)
+        log_study(study, parent)
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not completed:
             console.print(f"[red]{arm}: no completed trial, nothing to retrain[/red]")
             tracker.end_detached_run(parent, "FAILED")
             continue
         trial = study.best_trial
-        console.print(
-            f"{arm}: best trial {trial.number}, {d.objective['metric']} = {trial.value:.4f}"
-        )
+        console.print(f"{arm}: best trial {trial.number}, {d.objective.metric} = {trial.value:.4f}")
         cfg = compose_config(sweep.config_dir, [*trial.user_attrs["overrides"], "eval_split=test"])
-        result = train(
-            cfg,
-            trial.user_attrs["overrides"],
-            parent_run_id=parent,
-            run_name=f"{arm}-best",
-            tags={"arm": arm, "sweep": d.name, "kind": "best", "optuna_trial": str(trial.number)},
-        )
+        tags = {"arm": arm, "sweep": d.name, "kind": "best", "optuna_trial": str(trial.number)}
+        placement = RunPlacement(parent_run_id=parent, name=f"{arm}-best", tags=tags)
+        result = train(cfg, trial.user_attrs["overrides"], placement=placement)
         best[arm] = (trial, result)
         tracker.end_detached_run(parent, "FINISHED")
     outcome = {
@@ -440,14 +373,19 @@ def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
     }
     if best:
         outcome["champion"] = register_models(tracker, d, best)
+    folder = Path(sweep.base_config().paths.output_dir) / "sweep" / sweep_run_id
+    folder.mkdir(parents=True, exist_ok=True)
     if len(best) == 2:
         with tracker.resumed(sweep_run_id):
             report, summary, figure = summarise(
                 {arm: ArmSummary(arm, [r]) for arm, (_, r) in best.items()}, {}, d.bootstrap, d.seed
             )
-            tracker.log_comparison(report, summary, figure)
+            artifacts.log_comparison(report, summary, figure)
         console.print(Markdown(report))
-    tracker.log_dict_to(sweep_run_id, outcome, "sweep/outcome.json")
+        (folder / "report.md").write_text(report)
+    artifacts.log_dict(outcome, "sweep/outcome.json", sweep_run_id)
+    (folder / "outcome.json").write_text(json.dumps(outcome, indent=2, default=str))
+    console.print(f"outcome written to {folder} and to MLflow run {sweep_run_id}")
     tracker.end_detached_run(sweep_run_id, "FINISHED")
     return outcome
 
@@ -462,12 +400,12 @@ def register_models(tracker: Tracker, d: SweepDefinition, best) -> dict[str, Any
             {
                 "arm": arm,
                 "sweep": d.name,
-                "validation_" + d.objective["metric"].replace("/", "_"): str(t.value),
+                "validation_" + d.objective.metric.replace("/", "_"): str(t.value),
             },
         )
         for arm, (t, result) in best.items()
     }
-    pick = max if d.objective["direction"] == "maximize" else min
+    pick = max if d.objective.direction is Direction.maximize else min
     champion_arm = pick(best, key=lambda arm: best[arm][0].value)
     tracker.set_alias(d.registered_model, "champion", versions[champion_arm])
     console.print(

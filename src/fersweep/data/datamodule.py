@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fersweep import EMOTIONS
-from fersweep.augment import Balancing, expand_with_copies
+from fersweep.balancing import Balancing, expand_with_copies
 from fersweep.data.cache import ImageSet, cached_array, content_key, fingerprint, load_images
 from fersweep.data.folder import read_folder
 from fersweep.data.legend import DataReport, Record, read_legend
@@ -81,12 +81,15 @@ class EmotionDataModule(pl.LightningDataModule):
         decode_workers: int,
         cache_dir: str | None,
         balancing: Balancing,
+        evaluate_on: str,
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
             raise ConfigError(f"data.layout={layout!r}: use one of {LAYOUTS}")
         if batch_size <= 0:
             raise ConfigError(f"data.batch_size={batch_size}: must be positive")
+        if evaluate_on not in SPLITS:
+            raise ConfigError(f"eval_split={evaluate_on!r}: use one of {SPLITS}")
         if num_workers < 0:
             raise ConfigError(f"data.num_workers={num_workers}: must be 0 or more")
         self.root_setting, self.local_copies, self.download = root, local_copies, download
@@ -94,6 +97,7 @@ class EmotionDataModule(pl.LightningDataModule):
         self.split_config = SplitConfig(**split)
         self.subset, self.batch_size, self.num_workers = subset, batch_size, num_workers
         self.decode_workers, self.cache_dir, self.balancing = decode_workers, cache_dir, balancing
+        self.evaluate_on = evaluate_on
         self.image_set: ImageSet | None = None
 
     # --- loading -----------------------------------------------------------------------------
@@ -208,6 +212,25 @@ class EmotionDataModule(pl.LightningDataModule):
         counts = np.bincount(self.image_set.labels[self.train_index], minlength=len(EMOTIONS))
         return dict(zip(EMOTIONS, counts.tolist()))
 
+    def class_counts_by_split(self) -> dict[str, dict[str, int]]:
+        """Images per emotion in each split, and in the training set as balanced."""
+        counts = {split: self.class_counts(split) for split in SPLITS}
+        counts["train_balanced"] = self.balanced_train_counts()
+        return counts
+
+    def sample_images(self, per_emotion: int) -> dict[str, list[np.ndarray]]:
+        """Per emotion, original training images, then augmented copies where there are any."""
+        train = self.train_dataset()
+        labels = train.labels[train.index]
+        rows: dict[str, list[np.ndarray]] = {}
+        for label, emotion in enumerate(EMOTIONS):
+            for name, wanted in ((emotion, False), (f"{emotion} (aug)", True)):
+                chosen = np.flatnonzero((labels == label) & (train.is_copy == wanted))
+                images = [train[i][0].numpy().transpose(1, 2, 0) for i in chosen[:per_emotion]]
+                if images:
+                    rows[name] = images
+        return rows
+
     def natural_prevalence(self) -> np.ndarray:
         """Each emotion's share of the original images (augmented copies left out)."""
         labels = self.image_set.labels
@@ -266,7 +289,8 @@ class EmotionDataModule(pl.LightningDataModule):
         return self.eval_dataloader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self.eval_dataloader("test")
+        """The split a run is scored on: test, or val inside a sweep (`eval_split`)."""
+        return self.eval_dataloader(self.evaluate_on)
 
     def eval_dataloader(self, split: str) -> DataLoader:
         return self._loader(self.eval_dataset(split), shuffle=False)

@@ -1,0 +1,184 @@
+"""What a sweep, comparison or benchmark definition may say: dataclass schemas for the files in
+`sweeps/` and `bench/`, which Hydra composes and checks (a wrong key or type fails with Hydra's
+own message naming it). `__post_init__` adds the checks a schema cannot express."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import optuna
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from fersweep.errors import ConfigError
+
+# Optional[...] rather than `X | None`: OmegaConf reads these annotations at run time.
+
+
+class ParamType(Enum):
+    int = "int"
+    float = "float"
+    categorical = "categorical"
+
+
+class Direction(Enum):
+    maximize = "maximize"
+    minimize = "minimize"
+
+
+@dataclass
+class SearchParam:
+    """One searched setting: its key (in the search space's mapping) is a Hydra override
+    target, a config key (`model.net.filters`) or a config group (`optimizer`)."""
+
+    type: ParamType = MISSING
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    def check(self, key: str) -> None:
+        where = f"search_space.{key}"
+        if self.type is ParamType.categorical:
+            if not self.choices:
+                raise ConfigError(f"{where}.choices is empty: list at least one value")
+            return
+        if self.low is None or self.high is None or self.low > self.high:
+            raise ConfigError(f"{where}: needs low <= high, got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ConfigError(f"{where}: a log scale needs low > 0, got low={self.low}")
+
+    def suggest(self, trial: optuna.Trial, key: str) -> Any:
+        if self.type is ParamType.categorical:
+            return trial.suggest_categorical(key, list(self.choices))
+        if self.type is ParamType.int:
+            step = int(self.step or 1)
+            return trial.suggest_int(key, int(self.low), int(self.high), step=step, log=self.log)
+        return trial.suggest_float(key, self.low, self.high, step=self.step, log=self.log)
+
+    def example(self) -> Any:
+        """A value from the range, used to check the key composes before any training."""
+        if self.type is ParamType.categorical:
+            return self.choices[0]
+        return int(self.low) if self.type is ParamType.int else self.low
+
+
+@dataclass
+class Arm:
+    overrides: list[str] = field(default_factory=list)
+    search_space: dict[str, SearchParam] = field(default_factory=dict)
+
+
+@dataclass
+class Objective:
+    metric: str = "val/macro_f1_best"  # what train() returns and Optuna optimises
+    monitor: str = "val/macro_f1"  # reported every epoch, for pruning
+    direction: Direction = Direction.maximize
+
+
+@dataclass
+class Bootstrap:
+    resamples: int = 2000
+    confidence: float = 0.95
+
+
+@dataclass
+class SweepDefinition:
+    """A `sweeps/*.yaml` sweep: sweeps/default.yaml explains every key."""
+
+    name: str = MISSING
+    description: str = ""
+    base: list[str] = field(default_factory=list)
+    arms: dict[str, Arm] = MISSING
+    search_space: dict[str, SearchParam] = field(default_factory=dict)
+    objective: Objective = field(default_factory=Objective)
+    trials: int | None = None
+    timeout_minutes: float | None = None
+    trial_timeout_minutes: float | None = None
+    sampler: dict[str, Any] = MISSING
+    pruner: dict[str, Any] = MISSING
+    storage: str | None = None
+    heartbeat_seconds: int = 30
+    max_retry: int = 2
+    workers: int = 1
+    seed: int = 42
+    bootstrap: Bootstrap = field(default_factory=Bootstrap)
+    registered_model: str = "fersweep-emotion"
+
+    def __post_init__(self) -> None:
+        if self.trials is None and self.timeout_minutes is None:
+            raise ConfigError("sweep: set trials, timeout_minutes or both, or it never ends")
+        if self.trials is not None and self.trials <= 0:
+            raise ConfigError(f"sweep.trials={self.trials}: must be positive")
+        if self.trial_timeout_minutes is not None and self.trial_timeout_minutes <= 0:
+            raise ConfigError(
+                f"sweep.trial_timeout_minutes={self.trial_timeout_minutes}: "
+                "must be positive (or null for none)"
+            )
+        if self.workers <= 0:
+            raise ConfigError(f"sweep.workers={self.workers}: must be positive")
+        if not self.arms:
+            raise ConfigError("sweep.arms: name at least one arm")
+        for arm in self.arms:
+            for key, param in self.arm_space(arm).items():
+                param.check(key)
+        if self.storage and "://" not in self.storage:
+            raise ConfigError(
+                f"sweep.storage={self.storage!r}: expected a SQLAlchemy URL such as "
+                "sqlite:///mlruns/optuna.db or postgresql://user@host:5432/db"
+            )
+
+    def arm_space(self, arm: str) -> dict[str, SearchParam]:
+        """The shared search space and the arm's own."""
+        return {**self.search_space, **self.arms[arm].search_space}
+
+    def study_name(self, arm: str) -> str:
+        return f"{self.name}-{arm}"
+
+
+@dataclass
+class ComparisonDefinition:
+    """`sweeps/compare.yaml`: shared overrides, the two arms, the seeds, the references."""
+
+    name: str = MISSING
+    base: list[str] = field(default_factory=list)
+    arms: dict[str, list[str]] = MISSING  # exactly two: baseline first, candidate second
+    seeds: list[int] = MISSING
+    bootstrap: Bootstrap = field(default_factory=Bootstrap)
+    references: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.arms) != 2:
+            raise ConfigError(f"compare.arms must name exactly two arms, got {list(self.arms)}")
+        if not self.seeds:
+            raise ConfigError("compare.seeds must list at least one seed")
+
+
+@dataclass
+class BenchSweep:
+    definition: str = "bench"  # a file in sweeps/, without .yaml
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BenchDefinition:
+    """`bench/default.yaml`: what `make bench` measures."""
+
+    models: list[str] = MISSING
+    epochs: int = 3
+    bare_batches: int = 300
+    loader_batches: int = 150
+    end_to_end: list[str] = field(default_factory=list)
+    sweep: BenchSweep = field(default_factory=BenchSweep)
+    results_dir: str = "bench/results"
+
+
+def register_schemas() -> None:
+    """The schemas, as Hydra's config group `schema`, for conf/sweep.yaml, compare.yaml, bench.yaml."""
+    store = ConfigStore.instance()
+    store.store(group="schema", name="sweep", node=SweepDefinition)
+    store.store(group="schema", name="compare", node=ComparisonDefinition)
+    store.store(group="schema", name="bench", node=BenchDefinition)

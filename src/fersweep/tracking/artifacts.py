@@ -1,0 +1,197 @@
+"""What a run records: config, data, evaluation, models, comparisons, studies and benchmarks.
+
+Each function logs to the active run, or to `run_id` where it takes one (runs shared by the
+workers of a sweep are never any process's active run).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow.models import infer_signature
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from fersweep.figures import confusion_figure
+from fersweep.metrics import Evaluation
+from fersweep.tracking.runs import CLASSIFIER_NAME
+
+if TYPE_CHECKING:
+    from fersweep.compare import ComparisonSummary
+    from fersweep.data.datamodule import EmotionDataModule
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
+
+
+def log_config(values: Mapping[str, Any], overrides: Sequence[str]) -> None:
+    """The config (`own_values`) as parameters and as YAML, and the overrides that re-run it."""
+    mlflow.log_params(flatten(values))
+    mlflow.log_text(OmegaConf.to_yaml(dict(values)), "config/config.yaml")
+    mlflow.set_tag("overrides", " ".join(overrides)[:MAX_PARAM_LENGTH])
+
+
+def own_values(node: DictConfig) -> dict[str, Any]:
+    """The resolved config, without nodes that only repeat another (`optimizer: ${optimizer}`
+    inside the model), so every setting is recorded once, under the key that sets it.
+    Take it before instantiating: `instantiate` resolves interpolations in place."""
+    values: dict[str, Any] = {}
+    for key in node:
+        value = node[key]
+        if OmegaConf.is_interpolation(node, key) and OmegaConf.is_config(value):
+            continue
+        if isinstance(value, DictConfig):
+            values[key] = own_values(value)
+        elif isinstance(value, ListConfig):
+            values[key] = OmegaConf.to_container(value, resolve=True)
+        else:
+            values[key] = value
+    return values
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    """Dotted keys to values, the way Hydra overrides name them; lists become JSON."""
+    if isinstance(tree, Mapping):
+        flat: dict[str, str] = {}
+        for key, value in tree.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    value = json.dumps(tree) if isinstance(tree, list) else str(tree)
+    return {prefix.rstrip("."): value[:MAX_PARAM_LENGTH]}
+
+
+def log_params(params: Mapping[str, Any], run_id: str | None = None) -> None:
+    flat = flatten(dict(params))
+    if run_id is None:
+        mlflow.log_params(flat)
+        return
+    client = mlflow.MlflowClient()
+    for key, value in flat.items():
+        client.log_param(run_id, key, value)
+
+
+def log_metrics(metrics: Mapping[str, float], run_id: str | None = None) -> None:
+    if run_id is None:
+        mlflow.log_metrics(dict(metrics))
+        return
+    client = mlflow.MlflowClient()
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value)
+
+
+def log_dict(data: Mapping, path: str, run_id: str | None = None) -> None:
+    if run_id is None:
+        mlflow.log_dict(dict(data), path)
+    else:
+        mlflow.MlflowClient().log_dict(run_id, dict(data), path)
+
+
+def log_files(folder: Path, artifact_path: str, run_id: str) -> None:
+    """Every file of `folder` under `artifact_path` of the run."""
+    mlflow.MlflowClient().log_artifacts(run_id, str(folder), artifact_path)
+
+
+def log_figure(figure: plt.Figure, path: str) -> None:
+    mlflow.log_figure(figure, path)
+    plt.close(figure)
+
+
+def log_data(datamodule: EmotionDataModule, counts: Mapping[str, Mapping[str, int]]) -> None:
+    """The data report, class counts per split, the split itself and the data's fingerprint."""
+    report = datamodule.report
+    mlflow.set_tags({"data_fingerprint": datamodule.fingerprint, "data_root": str(datamodule.root)})
+    mlflow.log_dict(report.as_dict(), "data/data_report.json")
+    mlflow.log_dict(dict(counts), "data/class_counts.json")
+    mlflow.log_metrics(
+        {
+            "data/rows_read": report.rows_read,
+            "data/images_used": len(datamodule.image_set.records),
+            **{f"data/{problem}": count for problem, count in report.counts.items()},
+            **{f"data/{split}_images": sum(c.values()) for split, c in counts.items()},
+        }
+    )
+    mlflow.log_text(datamodule.split_table().to_csv(index=False), "data/split.csv")
+
+
+def log_evaluation(evaluation: Evaluation, split: str) -> None:
+    """Headline metrics, the per-class report (CSV, JSON, text) and confusion matrices."""
+    mlflow.log_metrics({f"{split}/{name}": value for name, value in evaluation.metrics.items()})
+    table = evaluation.per_class.reset_index()
+    mlflow.log_text(table.to_csv(index=False), f"evaluation/{split}_report.csv")
+    mlflow.log_dict(table.to_dict(orient="records"), f"evaluation/{split}_report.json")
+    mlflow.log_text(evaluation.text, f"evaluation/{split}_report.txt")
+    mlflow.log_dict(
+        {
+            "class_names": list(evaluation.class_names),
+            "counts": evaluation.confusion.tolist(),
+            "row_normalised": evaluation.confusion_normalised.round(4).tolist(),
+        },
+        f"evaluation/{split}_confusion.json",
+    )
+    for normalised, suffix in ((False, "counts"), (True, "normalised")):
+        figure = confusion_figure(evaluation, normalised, f"{split}: confusion ({suffix})")
+        log_figure(figure, f"evaluation/{split}_confusion_{suffix}.png")
+
+
+def log_model(
+    net: torch.nn.Module, example: np.ndarray, preprocess: Mapping, example_image: bytes
+) -> None:
+    """Two models: `model`, the network (mlflow.pytorch; preprocessed uint8 tensors in), and
+    `classifier`, a pyfunc taking raw image bytes that preprocesses them as training did."""
+    from fersweep.serving import probability_table
+
+    net = net.cpu().eval()
+    with torch.no_grad():
+        output = net(torch.from_numpy(example)).numpy()
+    requirements = [
+        f"torch=={torch.__version__.split('+')[0]}",
+        "numpy",
+        "pandas",
+        "opencv-python-headless",
+        "pillow",
+    ]
+    network = mlflow.pytorch.log_model(
+        net,
+        name="model",
+        signature=infer_signature(example, output),
+        input_example=example,
+        pip_requirements=requirements,
+    )
+    image_frame = pd.DataFrame({"image": [example_image]})
+    probabilities = torch.softmax(torch.from_numpy(output[:1]), dim=1).numpy()
+    package = Path(__file__).resolve().parents[1]
+    mlflow.pyfunc.log_model(
+        name=CLASSIFIER_NAME,
+        python_model=str(package / "serving_model.py"),
+        artifacts={"network": network.model_uri},
+        model_config={"preprocess": dict(preprocess), "batch_size": 256},
+        code_paths=[str(package)],
+        signature=infer_signature(image_frame, probability_table(probabilities, [""])),
+        input_example=image_frame,
+        pip_requirements=requirements,
+    )
+
+
+def log_comparison(report: str, summary: ComparisonSummary, figure: plt.Figure) -> None:
+    mlflow.log_text(report, "comparison/report.md")
+    mlflow.log_dict(summary.as_dict(), "comparison/summary.json")
+    log_figure(figure, "comparison/confusion_side_by_side.png")
+    difference = summary.difference
+    mlflow.log_metrics(
+        {
+            "comparison/macro_f1_difference": difference.difference,
+            "comparison/macro_f1_difference_low": difference.low,
+            "comparison/macro_f1_difference_high": difference.high,
+            **{f"comparison/{arm}/macro_f1_mean": mean for arm, mean in summary.arm_means.items()},
+        }
+    )
+
+
+def log_text(text: str, path: str) -> None:
+    mlflow.log_text(text, path)

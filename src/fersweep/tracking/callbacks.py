@@ -1,0 +1,91 @@
+"""Lightning callbacks that record a training run in MLflow, and the logger bound to that run.
+
+`conf/callbacks/records.yaml` lists the recorders; `conf/logger/mlflow.yaml` the logger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import lightning.pytorch as pl
+from lightning.pytorch.loggers import MLFlowLogger
+
+from fersweep.console import show_data_report, show_evaluation
+from fersweep.figures import class_distribution_figure, sample_grid_figure
+from fersweep.model import count_parameters
+from fersweep.tracking import artifacts
+
+
+class RunLogger(MLFlowLogger):
+    """Lightning's MLflow logger writing into the run that `Tracker.run` opened (`run_id`).
+
+    The Tracker ends that run with the status it earned (FINISHED, KILLED when pruned, FAILED
+    with its error) after the test, so the logger must not end it when `fit` returns, as
+    MLFlowLogger otherwise does.
+    """
+
+    def finalize(self, status: str = "success") -> None:
+        return None
+
+
+class RecordData(pl.Callback):
+    """Once the data module is set up: the data report (console and MLflow), class counts,
+    the split, class distributions before and after balancing, and a grid of samples."""
+
+    def __init__(self, samples_per_emotion: int) -> None:
+        self.samples_per_emotion = samples_per_emotion
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        datamodule = trainer.datamodule
+        counts = datamodule.class_counts_by_split()
+        show_data_report(datamodule.report, counts)
+        artifacts.log_data(datamodule, counts)
+        for key, name, title in (
+            ("train", "original", "training split, original"),
+            ("train_balanced", "balanced", "training split, as trained"),
+        ):
+            figure = class_distribution_figure(counts[key], title)
+            artifacts.log_figure(figure, f"data/class_distribution_{name}.png")
+        grid = sample_grid_figure(
+            datamodule.sample_images(self.samples_per_emotion),
+            self.samples_per_emotion,
+            "training images: original and augmented",
+        )
+        artifacts.log_figure(grid, "data/samples.png")
+
+
+class RecordModelSize(pl.Callback):
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        artifacts.log_params({"model.n_parameters": count_parameters(pl_module.net)})
+
+
+class RecordEvaluation(pl.Callback):
+    """After the test: metrics, per-class report and confusion matrices of `split`."""
+
+    def __init__(self, split: str) -> None:
+        self.split = split
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        evaluation = pl_module.test_outputs.evaluation
+        show_evaluation(evaluation, f"{self.split} split")
+        artifacts.log_evaluation(evaluation, self.split)
+
+
+class RecordModels(pl.Callback):
+    """After the test: the tested network and the raw-image classifier built around it."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.enabled:
+            return
+        datamodule = trainer.datamodule
+        artifacts.log_model(
+            pl_module.net,
+            datamodule.example_input(),
+            asdict(datamodule.preprocessor),
+            datamodule.example_image_bytes(),
+        )

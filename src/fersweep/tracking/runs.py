@@ -1,0 +1,150 @@
+"""Run lifecycle and registry: where runs live, how they start, nest and end, and models by URI."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Run
+
+from fersweep.errors import FersweepError
+
+CLASSIFIER_NAME = "classifier"  # the raw-image pyfunc that the registry and `fersweep` use
+TRUSTED_SCHEMES = ("models:/", "runs:/")
+
+
+class Tracker:
+    """One MLflow experiment in one store: a SQLite file under mlruns/ unless the URI says otherwise."""
+
+    def __init__(
+        self, tracking_uri: str, artifact_root: str, experiment: str, log_model: bool
+    ) -> None:
+        self.tracking_uri, self.artifact_root = tracking_uri, artifact_root
+        self.experiment, self.log_model = experiment, log_model
+
+    def connect(self) -> str:
+        """Point MLflow at the store and return the experiment's id, creating it if needed."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        mlflow.set_tracking_uri(self.tracking_uri)
+        found = mlflow.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        location = Path(self.artifact_root).expanduser().resolve().as_uri()
+        try:
+            return mlflow.create_experiment(self.experiment, artifact_location=location)
+        except mlflow.exceptions.MlflowException:
+            # Another worker created it between our lookup and our create.
+            return mlflow.get_experiment_by_name(self.experiment).experiment_id
+
+    @contextmanager
+    def run(
+        self,
+        name: str | None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        killed_by: tuple[type[BaseException], ...] = (),
+    ) -> Iterator[Run]:
+        """An MLflow run that always ends: FINISHED; KILLED (tag state=pruned) when one of
+        `killed_by` stops it, as a sweep's pruner does; FAILED with its error otherwise."""
+        experiment_id = self.connect()
+        active = mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=name,
+            parent_run_id=parent_run_id,
+            nested=mlflow.active_run() is not None,
+            tags={"git_commit": git_commit(), **(tags or {})},
+        )
+        try:
+            yield active
+        except killed_by:
+            mlflow.set_tag("state", "pruned")
+            mlflow.end_run("KILLED")
+            raise
+        except BaseException as error:
+            mlflow.set_tags({"state": "failed", "error": f"{type(error).__name__}: {error}"[:5000]})
+            mlflow.end_run("FAILED")
+            raise
+        else:
+            mlflow.set_tag("state", "complete")
+            mlflow.end_run("FINISHED")
+
+    # --- runs that outlive one process (a sweep's parents) ------------------------------------
+
+    def start_detached_run(
+        self, name: str, parent_run_id: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> str:
+        """A RUNNING run that is not this process's active run; several workers log under it."""
+        experiment_id = self.connect()
+        all_tags = {"git_commit": git_commit(), **(tags or {})}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = mlflow.MlflowClient().create_run(experiment_id, run_name=name, tags=all_tags)
+        return run.info.run_id
+
+    def end_detached_run(self, run_id: str, status: str) -> None:
+        mlflow.MlflowClient().set_terminated(run_id, status)
+
+    def fail_detached_run(self, run_id: str, reason: str) -> None:
+        client = mlflow.MlflowClient()
+        client.set_tag(run_id, "state", "failed")
+        client.set_tag(run_id, "error", reason)
+        client.set_terminated(run_id, "FAILED")
+
+    def run_status(self, run_id: str) -> str:
+        self.connect()
+        return mlflow.MlflowClient().get_run(run_id).info.status
+
+    @contextmanager
+    def resumed(self, run_id: str) -> Iterator[Run]:
+        """Make an existing run the active one for a while, leaving its status as it was."""
+        self.connect()
+        status = mlflow.get_run(run_id).info.status
+        with mlflow.start_run(run_id=run_id) as run:
+            yield run
+        mlflow.MlflowClient().set_terminated(run_id, status)
+
+    # --- the model registry --------------------------------------------------------------------
+
+    def register(self, run_id: str, name: str, tags: Mapping[str, str]) -> str:
+        """Register the classifier a run logged; returns the new version number."""
+        self.connect()
+        version = mlflow.register_model(f"runs:/{run_id}/{CLASSIFIER_NAME}", name, tags=dict(tags))
+        return str(version.version)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def load_classifier(model_uri: str, tracking_uri: str) -> Any:
+    """The raw-image pyfunc at `model_uri`: models:/name@alias, models:/name/version or
+    runs:/<id>/classifier. Models come only from the configured tracking store, never from an
+    arbitrary path or URL."""
+    if not model_uri.startswith(TRUSTED_SCHEMES):
+        raise FersweepError(
+            f"model {model_uri!r}: use a models:/ or runs:/ URI of the tracking store "
+            f"({tracking_uri}); other locations are not loaded"
+        )
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    except (mlflow.exceptions.MlflowException, OSError) as error:
+        raise FersweepError(
+            f"model {model_uri!r} cannot be loaded from {tracking_uri}: {str(error).splitlines()[0]}"
+        ) from error
+
+
+def git_commit() -> str:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        return result.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
