@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fersweep.data.cache as cache_module
 import fersweep.data.datamodule as datamodule_module
 from fersweep.config import build
 from fersweep.data.cache import fingerprint, load_images
@@ -75,3 +76,35 @@ def test_the_split_is_cached_too_and_changes_with_its_settings(compose, tiny_dat
     assert np.array_equal(datamodule().assignment, first.assignment)
     with pytest.raises(pytest.fail.Exception, match="split again"):
         datamodule("data.split.seed=7")  # other settings: computed, not read from the cache
+
+
+def test_an_interrupted_preprocessing_resumes_from_the_parts_it_saved(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(cache_module, "PART_SIZE", 10)  # 128 images: 13 parts
+    original_load = Preprocessor.load
+    decoded: list[str] = []
+
+    def load_until_crash(self, path):
+        if len(decoded) == 25:
+            raise KeyboardInterrupt  # the run is stopped in its third part
+        decoded.append(path.name)
+        return original_load(self, path)
+
+    monkeypatch.setattr(Preprocessor, "load", load_until_crash)
+    with pytest.raises(KeyboardInterrupt):
+        load(tiny_dataset, tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "parts").glob("*.npz"))) == 2  # parts 1 and 2 kept
+
+    decoded.clear()
+    monkeypatch.setattr(
+        Preprocessor,
+        "load",
+        lambda self, path: decoded.append(path.name) or original_load(self, path),
+    )
+    resumed, _ = load(tiny_dataset, tmp_path / "cache")
+    assert len(decoded) == 128 - 20  # the saved parts were not decoded again
+    monkeypatch.setattr(Preprocessor, "load", original_load)
+    whole, _ = load(tiny_dataset, tmp_path / "fresh")
+    assert np.array_equal(resumed.images, whole.images) and resumed.records == whole.records
+    assert not list((tmp_path / "cache" / "parts").glob("*.npz"))  # joined into one file

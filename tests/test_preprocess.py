@@ -1,10 +1,13 @@
 """One preprocessing path: grey or colour, fixed size, black padding or centre crop."""
 
+import threading
+
 import cv2
 import numpy as np
 import pytest
 
-from fersweep.data.preprocess import Preprocessor, fit_square
+import fersweep.data.preprocess as preprocess_module
+from fersweep.data.preprocess import Preprocessor, face_detector, fit_square
 from fersweep.errors import ConfigError, ImageError
 
 
@@ -82,3 +85,49 @@ def test_face_crop_uses_opencvs_bundled_cascade_and_keeps_faceless_images_whole(
     prep = preprocessor(face_crop=True, size=32)
     flat = np.full((120, 90), 128, np.uint8)  # no face to find
     assert np.array_equal(prep.apply(flat), preprocessor(size=32).apply(flat))
+
+
+def test_each_thread_gets_its_own_face_detector():
+    """OpenCV's CascadeClassifier is not thread-safe: decode threads must not share one."""
+    found: dict[str, object] = {}
+
+    def remember(name: str) -> None:
+        found[name] = face_detector()
+
+    threads = [threading.Thread(target=remember, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found["a"] is not found["b"]
+    assert face_detector() is face_detector()  # one per thread, reused
+
+
+def test_an_opencv_failure_in_one_image_is_that_images_error(tmp_path, monkeypatch):
+    class BrokenDetector:
+        def detectMultiScale(self, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+            raise cv2.error("(-215:Assertion failed) 0 <= scaleIdx in function 'detect'")
+
+    monkeypatch.setattr(preprocess_module, "face_detector", BrokenDetector)
+    path = tmp_path / "face.png"
+    cv2.imwrite(str(path), np.full((60, 60), 90, np.uint8))
+    with pytest.raises(ImageError, match="face.png: OpenCV failed while preprocessing it"):
+        preprocessor(face_crop=True).load(path)
+
+
+def test_faces_found_on_a_downscaled_copy_are_mapped_back_to_the_full_image(monkeypatch):
+    class OneFace:
+        def detectMultiScale(self, grey, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+            assert max(grey.shape) == 100  # 400x300 looked at as 100x75
+            return np.array([[10, 20, 30, 40]])
+
+    monkeypatch.setattr(preprocess_module, "face_detector", OneFace)
+    image = np.zeros((300, 400), np.uint8)
+    image[80:240, 40:160] = 255  # the face's box at full size: 4x the one found
+    crop = preprocessor(face_crop=True, face_detect_side=100, size=40, fit="crop").apply(image)
+    assert crop.min() == 255  # nothing but the face, mapped back to full size
+
+
+def test_face_detect_side_below_the_cascades_window_is_refused():
+    with pytest.raises(ConfigError, match="data.preprocess.face_detect_side=10"):
+        preprocessor(face_detect_side=10)

@@ -1,9 +1,14 @@
 """The real data set beside the project (../shared): its known mess is found and counted."""
 
+from functools import partial
+
 import mlflow
+import numpy as np
 import pytest
 
+from fersweep.data.cache import load_images
 from fersweep.data.legend import read_legend
+from fersweep.data.preprocess import Preprocessor
 from fersweep.train import train
 from tests.conftest import REAL_DATA
 
@@ -44,3 +49,18 @@ def test_a_short_run_on_a_real_subset_is_tracked(compose):
         assert run.data.metrics[metric] == pytest.approx(result.metrics[metric])
     assert result.metrics["test/accuracy"] > 0
     assert run.data.tags["data_fingerprint"] and run.data.tags["data_root"] == str(REAL_DATA)
+
+
+def test_face_crop_decodes_real_images_on_two_threads_as_on_one(tmp_path):
+    """The face crop once crashed here: two decode threads shared one Haar cascade."""
+    records, _ = read_legend(REAL_DATA / "legend.csv", REAL_DATA / "images")
+    first = records[:300]
+    prep = Preprocessor(
+        channels=1, size=50, fit="pad", face_crop=True, max_pixels=50_000_000, min_side=8
+    )
+    load = partial(load_images, first, REAL_DATA / "images", prep, None, "real")
+    two, report_two = load(workers=2)
+    one, report_one = load(workers=1)
+    assert len(two.records) == len(one.records) >= 290
+    assert np.array_equal(two.images, one.images)  # same faces found, whatever the thread
+    assert report_two.counts == report_one.counts

@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import cv2
 import lightning.pytorch as pl
 import numpy as np
 import torch
@@ -49,6 +50,11 @@ def run_bench(root: Path, settings: BenchDefinition, overrides: list[str]) -> di
         "settings": {**dataclasses.asdict(settings), "overrides": overrides},
     }
     results["preprocessing"] = bench_preprocessing(compose("balancing=balanced"))
+    face_cfg = compose("balancing=balanced", "data.preprocess.face_crop=true")
+    results["face_crop"] = {
+        **bench_preprocessing(face_cfg),
+        **face_box_agreement(face_cfg, settings.face_agreement_images),
+    }
     results["training"] = {}
     for model in settings.models:
         cfg = compose(f"model={model}", "balancing=balanced")
@@ -93,11 +99,49 @@ def bench_preprocessing(cfg) -> dict[str, float]:
     count = len(datamodule.image_set.records)
     return {
         "images": count,
+        "cold_seconds": cold_seconds,
         "cold_images_per_s": count / cold_seconds,
         "warm_images_per_s": count / warm_seconds,
         "warm_over_cold": cold_seconds / warm_seconds,
         "warm_setup_seconds": _seconds(fresh.setup),
     }
+
+
+def face_box_agreement(cfg, images: int) -> dict[str, float]:
+    """Whether faces found on the downscaled copy (`face_detect_side`) are those found at full
+    size: on the first `images` images, how often each finds a face, and the boxes' overlap."""
+    datamodule = build(cfg.data)
+    datamodule.setup()  # from the cache bench_preprocessing filled
+    full = dataclasses.replace(datamodule.preprocessor, face_detect_side=100_000)
+    small = datamodule.preprocessor
+    found = {"full": 0, "downscaled": 0}
+    overlaps = []
+    records = datamodule.image_set.records[:images]
+    for record in records:
+        grey = cv2.imread(str(datamodule.images_dir / record.file), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            continue
+        boxes = {
+            name: prep.face_box(grey) for name, prep in (("full", full), ("downscaled", small))
+        }
+        for name, box in boxes.items():
+            found[name] += box is not None
+        if boxes["full"] is not None and boxes["downscaled"] is not None:
+            overlaps.append(_intersection_over_union(boxes["full"], boxes["downscaled"]))
+    return {
+        "agreement_images": len(records),
+        "faces_found_full_size": found["full"] / len(records),
+        "faces_found_downscaled": found["downscaled"] / len(records),
+        "median_box_iou": float(np.median(overlaps)) if overlaps else float("nan"),
+    }
+
+
+def _intersection_over_union(a: np.ndarray, b: np.ndarray) -> float:
+    (ax, ay, aw, ah), (bx, by, bw, bh) = a, b
+    width = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    height = max(0, min(ay + ah, by + bh) - max(ay, by))
+    overlap = width * height
+    return overlap / (aw * ah + bw * bh - overlap)
 
 
 def _seconds(work: Callable[[], object]) -> float:
@@ -236,6 +280,16 @@ def show(results: dict[str, Any]) -> None:
     table.add_row("preprocess warm, from cache (images/s)", f"{pre['warm_images_per_s']:.0f}", "")
     table.add_row("warm / cold", f"{pre['warm_over_cold']:.0f}x", ">= 50x")
     table.add_row("whole data set-up, warm (s)", f"{pre['warm_setup_seconds']:.2f}", "")
+    face = results["face_crop"]
+    table.add_row("face crop: preprocess cold (images/s)", f"{face['cold_images_per_s']:.0f}", "")
+    table.add_row("face crop: cold pass over the data (s)", f"{face['cold_seconds']:.0f}", "< 60")
+    table.add_row("face crop: warm, from cache (images/s)", f"{face['warm_images_per_s']:.0f}", "")
+    table.add_row(
+        f"faces found, full size / downscaled ({face['agreement_images']} images)",
+        f"{face['faces_found_full_size']:.1%} / {face['faces_found_downscaled']:.1%}",
+        "",
+    )
+    table.add_row("face boxes, median IoU full vs downscaled", f"{face['median_box_iou']:.2f}", "")
     for model, row in results["training"].items():
         table.add_row(
             f"{model}: Lightning, balanced (images/s)", f"{row['lightning_images_per_s']:.0f}", ""
@@ -265,7 +319,7 @@ def save(results: dict[str, Any], root: Path, settings: BenchDefinition, tracker
     with tracker.run("bench", tags={"kind": "bench"}):
         artifacts.log_dict(results, "bench/results.json")
         flat = {}
-        for section in ("preprocessing", "end_to_end"):
+        for section in ("preprocessing", "face_crop", "end_to_end"):
             flat.update({f"{section}/{k}": v for k, v in results[section].items()})
         for model, row in results["training"].items():
             flat.update({f"training/{model}/{k}": v for k, v in row.items()})

@@ -171,6 +171,7 @@ class BenchDefinition:
     epochs: int = 3
     bare_batches: int = 300
     loader_batches: int = 150
+    face_agreement_images: int = 500
     end_to_end: list[str] = field(default_factory=list)
     sweep: BenchSweep = field(default_factory=BenchSweep)
     results_dir: str = "bench/results"

@@ -21,6 +21,7 @@ from fersweep.data.preprocess import Preprocessor
 from fersweep.errors import ImageError
 
 log = logging.getLogger(__name__)
+PART_SIZE = 2048  # images per cache part: an interrupted run loses at most one part's work
 
 
 @dataclass
@@ -64,22 +65,55 @@ def load_images(
 ) -> tuple[ImageSet, DataReport]:
     """Preprocess every record's image, or read the result from the cache when it is there.
 
-    Images that cannot be used are left out and counted in the returned report.
+    Images that cannot be used are left out and counted in the returned report. With a cache,
+    the work is saved in parts of `PART_SIZE` images as it goes, so a run stopped halfway
+    resumes where it stopped; the parts become one file once all are done.
     """
-    key = cache_key(preprocessor, data_fingerprint, records)
-    path = cache_dir / f"{key}.npz" if cache_dir else None
-    if path and path.is_file():
-        try:
-            cached = _read_cache(path, records)
-            log.info("preprocessed images from cache %s", path)
-            return cached
-        except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
-            # np.load refuses pickled objects (allow_pickle=False): such a file is never run.
-            log.warning("ignoring unusable cache file %s (%s); preprocessing again", path, error)
-    image_set, report = _decode_all(records, images_dir, preprocessor, workers)
-    if path:
-        _write_cache(path, image_set, report)
+    if cache_dir is None:
+        return _decode_all(records, images_dir, preprocessor, workers)
+    path = cache_dir / f"{cache_key(preprocessor, data_fingerprint, records)}.npz"
+    if cached := _read_if_usable(path, records):
+        log.info("preprocessed images from cache %s", path)
+        return cached
+    parts, done = [], []
+    starts = range(0, len(records), PART_SIZE)
+    for number, start in enumerate(starts, 1):
+        chunk = records[start : start + PART_SIZE]
+        part_path = cache_dir / "parts" / f"{cache_key(preprocessor, data_fingerprint, chunk)}.npz"
+        part = _read_if_usable(part_path, chunk)
+        if part is None:
+            label = f"preprocess {number}/{len(starts)}"
+            part = _decode_all(chunk, images_dir, preprocessor, workers, label)
+            _write_cache(part_path, *part)
+        parts.append(part)
+        done.append(part_path)
+    image_set, report = _join(parts, preprocessor)
+    _write_cache(path, image_set, report)
+    for part_path in done:
+        part_path.unlink(missing_ok=True)
     return image_set, report
+
+
+def _read_if_usable(path: Path, records: Sequence[Record]) -> tuple[ImageSet, DataReport] | None:
+    if not path.is_file():
+        return None
+    try:
+        return _read_cache(path, records)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
+        # np.load refuses pickled objects (allow_pickle=False): such a file is never run.
+        log.warning("ignoring unusable cache file %s (%s); preprocessing again", path, error)
+        return None
+
+
+def _join(
+    parts: Sequence[tuple[ImageSet, DataReport]], preprocessor: Preprocessor
+) -> tuple[ImageSet, DataReport]:
+    report = DataReport()
+    for _, part_report in parts:
+        report.merge(part_report)
+    arrays = [image_set.images for image_set, _ in parts]
+    images = np.concatenate(arrays) if arrays else np.zeros((0, *preprocessor.shape), np.uint8)
+    return ImageSet(images, [r for image_set, _ in parts for r in image_set.records]), report
 
 
 def cached_array(path: Path | None, compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -123,7 +157,11 @@ def cache_key(preprocessor: Preprocessor, data_fingerprint: str, records: Sequen
 
 
 def _decode_all(
-    records: Sequence[Record], images_dir: Path, preprocessor: Preprocessor, workers: int
+    records: Sequence[Record],
+    images_dir: Path,
+    preprocessor: Preprocessor,
+    workers: int,
+    label: str = "preprocess",
 ) -> tuple[ImageSet, DataReport]:
     def decode(record: Record) -> np.ndarray | str:
         try:
@@ -136,7 +174,7 @@ def _decode_all(
     # OpenCV releases the GIL while decoding, so threads scale across cores.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(decode, records, chunksize=64)
-        for record, result in tqdm(zip(records, results), total=len(records), desc="preprocess"):
+        for record, result in tqdm(zip(records, results), total=len(records), desc=label):
             if isinstance(result, str):
                 log.warning("skipping unreadable image: %s", result)
                 report.add("unreadable_image", result)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -15,7 +15,7 @@ from fersweep.errors import ConfigError, ImageError
 
 FIT_MODES = ("pad", "crop")
 # Bump when the preprocessing code changes, so old caches are not reused.
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 
@@ -24,7 +24,9 @@ class Preprocessor:
     """Grey or colour, `size`x`size`, fitted by black padding or centre crop, optional face crop.
 
     `max_pixels` refuses images whose header announces more pixels, before decoding them;
-    `min_side` refuses images too small to hold a face (e.g. 1x1 placeholders).
+    `min_side` refuses images too small to hold a face (e.g. 1x1 placeholders). With
+    `face_crop`, faces are looked for on a copy whose longer side is at most `face_detect_side`
+    pixels (a Haar cascade's cost grows with the pixel count) and the box is mapped back.
     """
 
     channels: int
@@ -33,6 +35,7 @@ class Preprocessor:
     face_crop: bool
     max_pixels: int
     min_side: int
+    face_detect_side: int = 128  # models logged before fersweep 0.2 carry no such setting
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -47,6 +50,10 @@ class Preprocessor:
             raise ConfigError(f"data.preprocess.max_pixels={self.max_pixels}: must be positive")
         if self.min_side <= 0:
             raise ConfigError(f"data.preprocess.min_side={self.min_side}: must be positive")
+        if self.face_detect_side < 24:  # the cascade's own window is 24x24
+            raise ConfigError(
+                f"data.preprocess.face_detect_side={self.face_detect_side}: must be at least 24"
+            )
 
     def settings(self) -> dict:
         return {**asdict(self), "version": PREPROCESS_VERSION}
@@ -70,7 +77,11 @@ class Preprocessor:
                 f"{name}: {image.shape[1]}x{image.shape[0]} pixels is smaller than "
                 f"data.preprocess.min_side={self.min_side}"
             )
-        return self.apply(image)
+        try:
+            return self.apply(image)
+        except cv2.error as error:  # one image's failure, never the whole data set's
+            reason = str(error).strip().splitlines()[-1]
+            raise ImageError(f"{name}: OpenCV failed while preprocessing it ({reason})") from error
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         """Preprocess a decoded array of any size, grey (HxW or HxWx1) or colour (HxWx3 BGR)."""
@@ -93,23 +104,43 @@ class Preprocessor:
             return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if self.channels == 1 else image
         raise ImageError(f"unsupported image shape {image.shape}")
 
-    @cached_property
-    def _face_detector(self) -> cv2.CascadeClassifier:
+    def face_box(self, grey: np.ndarray) -> np.ndarray | None:
+        """The largest face's box (x, y, width, height) in `grey`'s own pixels, looked for on a
+        copy at most `face_detect_side` on its longer side; None when there is no face."""
+        scale = min(1.0, self.face_detect_side / max(grey.shape))
+        if scale < 1:
+            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        faces = face_detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5)
+        if len(faces) == 0:
+            return None
+        largest = max(faces, key=lambda found: found[2] * found[3])
+        return np.round(np.asarray(largest) / scale).astype(int)
+
+    def _crop_largest_face(self, image: np.ndarray) -> np.ndarray:
+        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        box = self.face_box(grey)
+        if box is None:
+            return image  # no face found: keep the whole picture rather than drop the image
+        x, y, width, height = box
+        return image[max(y, 0) : y + height, max(x, 0) : x + width]
+
+
+_thread_state = threading.local()
+
+
+def face_detector() -> cv2.CascadeClassifier:
+    """OpenCV's bundled frontal-face Haar cascade, one per thread: a CascadeClassifier is not
+    thread-safe, and sharing one between decode threads corrupts its scale data."""
+    detector = getattr(_thread_state, "face_detector", None)
+    if detector is None:
         cascade = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         detector = cv2.CascadeClassifier(str(cascade))
         if detector.empty():
             raise ConfigError(
                 f"data.preprocess.face_crop: OpenCV's Haar cascade {cascade} is missing"
             )
-        return detector
-
-    def _crop_largest_face(self, image: np.ndarray) -> np.ndarray:
-        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        faces = self._face_detector.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5)
-        if len(faces) == 0:
-            return image  # no face found: keep the whole picture rather than drop the image
-        x, y, w, h = max(faces, key=lambda box: box[2] * box[3])
-        return image[y : y + h, x : x + w]
+        _thread_state.face_detector = detector
+    return detector
 
 
 def fit_square(image: np.ndarray, size: int, fit: str) -> np.ndarray:
