@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -148,27 +147,9 @@ def log_evaluation_run(uri: str, args: argparse.Namespace, result) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    bin_dir = Path(sys.executable).parent  # mlflow and the uvicorn it starts live here
-    command = [
-        str(bin_dir / "mlflow"),
-        "models",
-        "serve",
-        "-m",
-        args.model,
-        "--env-manager",
-        "local",
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-    ]
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking_uri(args),
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    print(" ".join(command))
-    return subprocess.call(command, env=env)
+    from fersweep.tracking.runs import serve_model
+
+    return serve_model(args.model, tracking_uri(args), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,6 +140,23 @@ def load_classifier(model_uri: str, tracking_uri: str) -> Any:
         raise FersweepError(
             f"model {model_uri!r} cannot be loaded from {tracking_uri}: {str(error).splitlines()[0]}"
         ) from error
+
+
+def serve_model(model_uri: str, tracking_uri: str, host: str, port: int) -> int:
+    """`mlflow models serve` for a model of the tracking store, in this environment (no new
+    virtual environment is built); returns the server's exit status once it stops."""
+    bin_dir = Path(sys.executable).parent  # mlflow and the uvicorn it starts live here
+    command = [
+        str(bin_dir / "mlflow"), "models", "serve", "-m", model_uri,
+        "--env-manager", "local", "--host", host, "--port", str(port),
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    print(" ".join(command))
+    return subprocess.call(command, env=env)
 
 
 def git_commit() -> str:
