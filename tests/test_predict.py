@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pytest
 from fersweep import EMOTIONS
 from fersweep.cli import main as cli
 from fersweep.config import compose_config
+from fersweep.errors import DataError
 from fersweep.train import train
 from tests.conftest import CONFIG_DIR, synthetic_face
 
@@ -61,9 +63,20 @@ def test_the_pyfunc_takes_raw_images_of_any_size_grey_or_colour(model, tmp_path)
     grey = cv2.imencode(".png", synthetic_face(4, np.random.default_rng(0), size=350))[1].tobytes()
     table = classifier.predict(pd.DataFrame({"image": [colour, grey, b"not an image"]}))
     assert list(table.columns[:2]) == ["emotion", "probability"]
-    assert table.loc[:1, [f"p_{e}" for e in EMOTIONS]].sum(axis=1).round(4).tolist() == [1.0, 1.0]
+    probabilities = table[[f"p_{e}" for e in EMOTIONS]]
+    assert probabilities.loc[:1].astype(float).sum(axis=1).round(4).tolist() == [1.0, 1.0]
     assert set(table.loc[:1, "emotion"]) <= set(EMOTIONS) and table.loc[2, "emotion"] == ""
     assert "not an image" in table.loc[2, "error"]
+    # No value is None (null in JSON), never NaN, which strict JSON parsers refuse.
+    assert table.loc[2, "probability"] is None and probabilities.loc[2].isna().all()
+
+
+def test_a_request_with_no_usable_image_is_refused_naming_each_row(model):
+    uri, tracking, _ = model
+    mlflow.set_tracking_uri(tracking)
+    classifier = mlflow.pyfunc.load_model(uri)
+    with pytest.raises(DataError, match="row 0: empty file; row 1: not an image"):
+        classifier.predict(pd.DataFrame({"image": [b"", b"plain text"]}))
 
 
 def test_predict_prints_and_writes_the_table(model, tmp_path, capsys):
@@ -199,6 +212,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def post(port: int, images: list[bytes]) -> tuple[int, bytes]:
+    """POST images to the model server; the HTTP status and the body, errors included."""
+    rows = [[base64.b64encode(image).decode()] for image in images]
+    body = {"dataframe_split": {"columns": ["image"], "data": rows}}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def strict_json(body: bytes):
+    """JSON as a browser's JSON.parse reads it: NaN and Infinity are errors."""
+    return json.loads(body, parse_constant=lambda name: pytest.fail(f"{name} in {body[:200]!r}"))
+
+
 def test_fersweep_serve_answers_a_rest_request_with_an_image(model, tmp_path):
     uri, tracking, folder = model
     port = free_port()
@@ -233,6 +267,14 @@ def test_fersweep_serve_answers_a_rest_request_with_an_image(model, tmp_path):
             (answer,) = json.loads(response.read())["predictions"]
         assert answer["emotion"] in EMOTIONS
         assert sum(answer[f"p_{e}"] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
+
+        status, body = post(port, [image, b"not an image"])
+        good, bad = strict_json(body)["predictions"]
+        assert status == 200 and good["emotion"] in EMOTIONS
+        assert bad["probability"] is None and "not an image" in bad["error"]
+
+        status, body = post(port, [b"not an image", b""])
+        assert status == 400 and "no" in strict_json(body)["message"]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -15,7 +15,7 @@ from fersweep import EMOTIONS
 from fersweep.data.legend import IMAGE_SUFFIXES, DataReport, Record
 from fersweep.errors import DataError
 from fersweep.metrics import Evaluation, evaluate
-from fersweep.serving import IMAGE_COLUMN
+from fersweep.serving import IMAGE_COLUMN, NoUsableImage
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,16 @@ def predict_files(model: Classifier, files: Sequence[Path]) -> Predictions:
             readable.append(str(file))
         except OSError as error:
             skipped[str(file)] = f"cannot read ({error.strerror})"
-    table = model.predict(pd.DataFrame({IMAGE_COLUMN: payload}))
+    try:
+        table = model.predict(pd.DataFrame({IMAGE_COLUMN: payload}))
+    except NoUsableImage as error:
+        skipped.update(zip(readable, error.errors))
+        raise DataError(f"none of the {len(files)} file(s) is a usable image: {skipped}") from None
     table.insert(0, "file", readable)
     for file, error in zip(table["file"], table["error"]):
         if error:
             skipped[file] = error
     table = table[table["error"] == ""].drop(columns="error").reset_index(drop=True)
-    if table.empty:
-        raise DataError(f"none of the {len(files)} file(s) is a usable image: {skipped}")
     return Predictions(table, skipped)
 
 

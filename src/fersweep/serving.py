@@ -14,19 +14,32 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from fersweep import EMOTIONS
 from fersweep.data.preprocess import Preprocessor
-from fersweep.errors import ImageError
+from fersweep.errors import DataError, ImageError
 
 IMAGE_COLUMN = "image"
 PROBABILITY_COLUMNS = [f"p_{emotion}" for emotion in EMOTIONS]
 
 
+class NoUsableImage(MlflowException, DataError):
+    """No row of a request is a usable image: the model server answers HTTP 400 with a JSON
+    error (MLflow maps the error code), and `fersweep predict` one clear line (a DataError)."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        message = f"none of the {len(errors)} row(s) is a usable image: {'; '.join(errors)}"
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+
 class EmotionClassifierModel(mlflow.pyfunc.PythonModel):
     """Input: a DataFrame with an `image` column of encoded image bytes (or base64 text).
     Output: per image the emotion, its probability and all eight probabilities; an image that
-    cannot be used gets no emotion and says why in `error`, and the others are still answered."""
+    cannot be used gets no emotion, null probabilities and says why in `error`, and the others
+    are still answered. A request with no usable image at all is refused (NoUsableImage)."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         # An exported (pt2) graph, traced in eval mode: no pickle, no .eval() needed or allowed.
@@ -43,9 +56,10 @@ class EmotionClassifierModel(mlflow.pyfunc.PythonModel):
             except (ImageError, ValueError) as error:
                 errors.append(str(error))
         usable = [i for i, error in enumerate(errors) if not error]
+        if not usable:
+            raise NoUsableImage(errors)
         probabilities = np.full((len(errors), len(EMOTIONS)), np.nan)
-        if usable:
-            probabilities[usable] = self.probabilities(np.stack(images))
+        probabilities[usable] = self.probabilities(np.stack(images))
         return probability_table(probabilities, errors)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
@@ -77,4 +91,5 @@ def probability_table(probabilities: np.ndarray, errors: list[str]) -> pd.DataFr
     )
     table.insert(0, "emotion", [EMOTIONS[i] if ok else "" for i, ok in zip(best, usable)])
     table["error"] = errors
-    return table
+    # None, not NaN, where there is no value: NaN is not JSON, and strict parsers refuse it.
+    return table.astype(object).where(table.notna(), None)
