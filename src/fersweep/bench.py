@@ -336,5 +336,5 @@ def main(root: Path, argv: list[str]) -> None:
     settings: BenchDefinition = OmegaConf.to_object(cfg.bench)
     results = run_bench(root, settings, overrides)
     show(results)
-    tracker = build(compose_config(root / "conf", overrides).tracking)
+    tracker = build(cfg.tracking)
     console.print(f"results: {save(results, root, settings, tracker)}")

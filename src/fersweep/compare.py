@@ -42,11 +42,15 @@ class ComparisonSummary:
     baseline: str
     candidate: str
     difference: Difference
-    arm_means: dict[str, float]  # macro F1 mean per arm
     arms: list[dict[str, Any]]
     per_class: list[dict[str, Any]]
     precision_at_prevalence: list[dict[str, Any]]
     references: list[dict[str, Any]]
+
+    @property
+    def arm_means(self) -> dict[str, float]:
+        """Macro F1 mean per arm, as the headline table has it."""
+        return {row["arm"]: float(row["macro F1 mean"]) for row in self.arms}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,7 +207,6 @@ def summarise(
         baseline.name,
         candidate.name,
         difference,
-        {arm.name: float(arm.metric("macro_f1").mean()) for arm in arms.values()},
         headline.to_dict(orient="records"),
         per_class.reset_index().to_dict(orient="records"),
         bayes.reset_index().to_dict(orient="records"),

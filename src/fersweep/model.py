@@ -141,7 +141,7 @@ class EmotionClassifier(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         # Class weights come from the training split, known once the data module is set up.
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        datamodule = self.trainer.datamodule
         weights = datamodule.loss_weights() if stage == "fit" and datamodule else None
         if weights is not None:
             self.loss = nn.CrossEntropyLoss(weight=weights)

@@ -340,7 +340,8 @@ def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
     from fersweep.study_report import log_study
 
     d = sweep.definition
-    tracker: Tracker = build(sweep.base_config().tracking)
+    base = sweep.base_config()
+    tracker: Tracker = build(base.tracking)
     best: dict[str, tuple[optuna.trial.FrozenTrial, RunResult]] = {}
     for arm in d.arms:
         study = sweep.open_study(arm)
@@ -373,7 +374,7 @@ def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
     }
     if best:
         outcome["champion"] = register_models(tracker, d, best)
-    folder = Path(sweep.base_config().paths.output_dir) / "sweep" / sweep_run_id
+    folder = Path(base.paths.output_dir) / "sweep" / sweep_run_id
     folder.mkdir(parents=True, exist_ok=True)
     if len(best) == 2:
         with tracker.resumed(sweep_run_id):
