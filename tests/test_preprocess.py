@@ -1,21 +1,22 @@
 """One preprocessing path: grey or colour, fixed size, black padding or centre crop."""
 
-import threading
-
 import cv2
 import numpy as np
 import pytest
 
-import fersweep.data.preprocess as preprocess_module
-from fersweep.data.preprocess import Preprocessor, face_detector, fit_square
+from fersweep.data.decode import Decoded
+from fersweep.data.face import EyeLeveller, FaceStep, HaarCascade
+from fersweep.data.preprocess import Preprocessor, fit_square
 from fersweep.errors import ConfigError, ImageError
 
 
 def preprocessor(**settings) -> Preprocessor:
-    defaults = dict(
-        channels=1, size=50, fit="pad", face_crop=False, max_pixels=10_000_000, min_side=8
-    )
+    defaults = dict(channels=1, size=50, fit="pad", max_pixels=10_000_000, min_side=8, face=None)
     return Preprocessor(**{**defaults, **settings})
+
+
+def prepared(prep: Preprocessor, image: np.ndarray) -> np.ndarray:
+    return prep.prepare(Decoded(image, ())).array
 
 
 def test_a_wide_image_is_padded_with_black_bars_keeping_its_aspect():
@@ -38,20 +39,20 @@ def test_crop_fills_the_square_from_the_centre():
 def test_any_input_comes_out_at_the_configured_size_and_channels(size, channels):
     prep = preprocessor(size=size, channels=channels)
     for image in (np.zeros((37, 27), np.uint8), np.zeros((350, 350, 3), np.uint8)):
-        out = prep.apply(image)
+        out = prepared(prep, image)
         assert out.shape == (size, size, channels) and out.dtype == np.uint8
 
 
 def test_colour_is_converted_to_grey_by_luminance():
     blue = np.zeros((10, 10, 3), np.uint8)
     blue[:, :, 0] = 255  # BGR
-    assert preprocessor(size=10).apply(blue).max() == round(0.114 * 255)
+    assert prepared(preprocessor(size=10), blue).max() == round(0.114 * 255)
 
 
 def test_jpeg_files_decode_through_the_same_path(tmp_path):
     path = tmp_path / "x.jpg"
     cv2.imwrite(str(path), np.full((80, 60, 3), 128, np.uint8))
-    assert preprocessor(channels=3).load(path).shape == (50, 50, 3)
+    assert preprocessor(channels=3).load(path).array.shape == (50, 50, 3)
 
 
 @pytest.mark.parametrize(
@@ -81,53 +82,33 @@ def test_bad_settings_fail_naming_the_key(setting, key):
         preprocessor(**setting)
 
 
-def test_face_crop_uses_opencvs_bundled_cascade_and_keeps_faceless_images_whole():
-    prep = preprocessor(face_crop=True, size=32)
-    flat = np.full((120, 90), 128, np.uint8)  # no face to find
-    assert np.array_equal(prep.apply(flat), preprocessor(size=32).apply(flat))
-
-
-def test_each_thread_gets_its_own_face_detector():
-    """OpenCV's CascadeClassifier is not thread-safe: decode threads must not share one."""
-    found: dict[str, object] = {}
-
-    def remember(name: str) -> None:
-        found[name] = face_detector()
-
-    threads = [threading.Thread(target=remember, args=(name,)) for name in ("a", "b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert found["a"] is not found["b"]
-    assert face_detector() is face_detector()  # one per thread, reused
-
-
-def test_an_opencv_failure_in_one_image_is_that_images_error(tmp_path, monkeypatch):
+def test_an_opencv_failure_in_one_image_is_that_images_error(tmp_path):
     class BrokenDetector:
-        def detectMultiScale(self, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+        def detect(self, grey):
             raise cv2.error("(-215:Assertion failed) 0 <= scaleIdx in function 'detect'")
 
-    monkeypatch.setattr(preprocess_module, "face_detector", BrokenDetector)
     path = tmp_path / "face.png"
     cv2.imwrite(str(path), np.full((60, 60), 90, np.uint8))
+    face = FaceStep(BrokenDetector(), margin=1.2, min_size=24, max_faces=10)
     with pytest.raises(ImageError, match="face.png: OpenCV failed while preprocessing it"):
-        preprocessor(face_crop=True).load(path)
+        preprocessor(face=face).load(path)
 
 
-def test_faces_found_on_a_downscaled_copy_are_mapped_back_to_the_full_image(monkeypatch):
-    class OneFace:
-        def detectMultiScale(self, grey, *args, **kwargs):  # noqa: N802 (OpenCV's name)
-            assert max(grey.shape) == 100  # 400x300 looked at as 100x75
-            return np.array([[10, 20, 30, 40]])
+def test_the_settings_rebuild_the_same_preprocessor_face_step_included():
+    face = FaceStep(
+        HaarCascade("haarcascade_frontalface_default.xml", 128, 1.1, 5),
+        margin=1.2,
+        min_size=24,
+        max_faces=3,
+        level=EyeLeveller("haarcascade_eye.xml", 30, 96),
+    )
+    prep = preprocessor(face=face, channels=3)
+    assert Preprocessor.from_settings(prep.settings()) == prep
 
-    monkeypatch.setattr(preprocess_module, "face_detector", OneFace)
-    image = np.zeros((300, 400), np.uint8)
-    image[80:240, 40:160] = 255  # the face's box at full size: 4x the one found
-    crop = preprocessor(face_crop=True, face_detect_side=100, size=40, fit="crop").apply(image)
-    assert crop.min() == 255  # nothing but the face, mapped back to full size
 
-
-def test_face_detect_side_below_the_cascades_window_is_refused():
-    with pytest.raises(ConfigError, match="data.preprocess.face_detect_side=10"):
-        preprocessor(face_detect_side=10)
+def test_a_model_logged_by_fersweep_0_2_is_served_with_its_tight_face_crop():
+    old = dict(channels=1, size=50, fit="pad", face_crop=True, face_detect_side=100,
+               max_pixels=10_000_000, min_side=8)  # fmt: skip
+    rebuilt = Preprocessor.from_settings(old)
+    assert rebuilt.face.margin == 1.0 and rebuilt.face.detector.detect_side == 100
+    assert Preprocessor.from_settings({**old, "face_crop": False}).face is None

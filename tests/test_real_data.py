@@ -2,13 +2,16 @@
 
 from functools import partial
 
+import cv2
 import mlflow
 import numpy as np
 import pytest
 
+from fersweep.config import build
 from fersweep.data.cache import load_images
 from fersweep.data.legend import read_legend
-from fersweep.data.preprocess import Preprocessor
+from fersweep.data.preprocess import FACE, Preprocessor
+from fersweep.reframe import background
 from fersweep.train import train
 from tests.conftest import REAL_DATA
 
@@ -51,16 +54,58 @@ def test_a_short_run_on_a_real_subset_is_tracked(compose):
     assert run.data.tags["data_fingerprint"] and run.data.tags["data_root"] == str(REAL_DATA)
 
 
-def test_face_crop_decodes_real_images_on_two_threads_as_on_one(tmp_path):
+def real_face_step(compose) -> Preprocessor:
+    return build(compose("face=haar").data.preprocess)
+
+
+def test_the_face_step_decodes_real_images_on_two_threads_as_on_one(tmp_path, compose):
     """The face crop once crashed here: two decode threads shared one Haar cascade."""
     records, _ = read_legend(REAL_DATA / "legend.csv", REAL_DATA / "images")
-    first = records[:300]
-    prep = Preprocessor(
-        channels=1, size=50, fit="pad", face_crop=True, max_pixels=50_000_000, min_side=8
-    )
-    load = partial(load_images, first, REAL_DATA / "images", prep, None, "real")
+    load = partial(load_images, records[:300], REAL_DATA / "images", real_face_step(compose), None, "real")
     two, report_two = load(workers=2)
     one, report_one = load(workers=1)
     assert len(two.records) == len(one.records) >= 290
     assert np.array_equal(two.images, one.images)  # same faces found, whatever the thread
-    assert report_two.counts == report_one.counts
+    assert np.array_equal(two.boxes, one.boxes)
+    assert report_two.counts == report_one.counts and report_two.steps == report_one.steps
+
+
+def test_the_face_step_finds_the_real_faces_and_keeps_the_data_sets_framing(compose):
+    """With margin 1.2 the cut-out of a training image is about the image itself, so a model
+    sees the same framing with or without the step."""
+    records, _ = read_legend(REAL_DATA / "legend.csv", REAL_DATA / "images")
+    images, report = load_images(
+        records[1000:1300], REAL_DATA / "images", real_face_step(compose), None, "real", 2
+    )
+    found = images.outcomes == FACE
+    assert found.mean() >= 0.85
+    assert report.steps[FACE] == found.sum()
+    sides = [
+        max(cv2.imread(str(REAL_DATA / "images" / r.file), cv2.IMREAD_GRAYSCALE).shape)
+        for r in np.array(images.records)[found]
+    ]
+    cut_sides = 1.2 * images.boxes[found][:, 2:].max(axis=1)
+    assert 0.9 <= np.median(cut_sides / np.array(sides)) <= 1.1
+
+
+def test_two_real_faces_in_one_photo_are_both_found_where_they_are(compose):
+    prep = real_face_step(compose)
+    photo, placed = two_people_photo()
+    faces = prep.faces(prep.decode(photo, "two.jpg"), "two.jpg", whole_image=False)
+    assert len(faces) == 2 and all(face.array is not None for face in faces)
+    for face in faces:
+        x, y = face.box.centre
+        assert any(abs(x - px) < 25 and abs(y - py) < 25 for px, py in placed)
+
+
+def two_people_photo() -> tuple[bytes, list[tuple[float, float]]]:
+    """Two of the data set's faces side by side on a textured background, as a JPEG; and
+    where their centres are."""
+    rng = np.random.default_rng(0)
+    canvas = background(420, 760, colour=True, rng=rng)
+    placed = []
+    for file, left in (("Aaron_Eckhart_0001.jpg", 40), ("Aaron_Guiel_0001.jpg", 400)):
+        face = cv2.imread(str(REAL_DATA / "images" / file))
+        canvas[40 : 40 + face.shape[0], left : left + face.shape[1]] = face
+        placed.append((left + face.shape[1] / 2, 40 + face.shape[0] / 2))
+    return cv2.imencode(".jpg", canvas)[1].tobytes(), placed

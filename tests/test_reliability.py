@@ -163,7 +163,7 @@ def test_a_huge_image_is_refused_from_its_header_without_decoding(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(png_announcing(100_000, 100_000))  # 10 gigapixels: decoding would need 10 GB
     prep = Preprocessor(
-        channels=1, size=50, fit="pad", face_crop=False, max_pixels=50_000_000, min_side=8
+        channels=1, size=50, fit="pad", max_pixels=50_000_000, min_side=8, face=None
     )
     with pytest.raises(Exception, match="bomb.png.*max_pixels"):
         prep.load(path)

@@ -7,6 +7,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import astuple
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from fersweep.config import build, compose_config, compose_definition
 from fersweep.console import console
 from fersweep.data.cache import load_images
 from fersweep.data.datamodule import EmotionDataModule
+from fersweep.data.face import Box
 from fersweep.definitions import BenchDefinition
 from fersweep.errors import exits_cleanly
 from fersweep.sweep import Sweep, run_sweep
@@ -50,7 +52,7 @@ def run_bench(root: Path, settings: BenchDefinition, overrides: list[str]) -> di
         "settings": {**dataclasses.asdict(settings), "overrides": overrides},
     }
     results["preprocessing"] = bench_preprocessing(compose("balancing=balanced"))
-    face_cfg = compose("balancing=balanced", "data.preprocess.face_crop=true")
+    face_cfg = compose("balancing=balanced", "face=haar")
     results["face_crop"] = {
         **bench_preprocessing(face_cfg),
         **face_box_agreement(face_cfg, settings.face_agreement_images),
@@ -108,36 +110,48 @@ def bench_preprocessing(cfg) -> dict[str, float]:
 
 
 def face_box_agreement(cfg, images: int) -> dict[str, float]:
-    """Whether faces found on the downscaled copy (`face_detect_side`) are those found at full
-    size: on the first `images` images, how often each finds a face, and the boxes' overlap."""
+    """Whether faces found on the downscaled copy (`detector.detect_side`) are those found at
+    full size: on the first `images` images, how often each finds a face, and the boxes' overlap;
+    and the data set's framing: the image's side over the face box's (what `margin` matches)."""
     datamodule = build(cfg.data)
     datamodule.setup()  # from the cache bench_preprocessing filled
-    full = dataclasses.replace(datamodule.preprocessor, face_detect_side=100_000)
-    small = datamodule.preprocessor
+    small = datamodule.preprocessor.face.detector
+    full = dataclasses.replace(small, detect_side=100_000)
     found = {"full": 0, "downscaled": 0}
-    overlaps = []
+    overlaps, framing = [], []
     records = datamodule.image_set.records[:images]
     for record in records:
         grey = cv2.imread(str(datamodule.images_dir / record.file), cv2.IMREAD_GRAYSCALE)
         if grey is None:
             continue
         boxes = {
-            name: prep.face_box(grey) for name, prep in (("full", full), ("downscaled", small))
+            name: next(iter(detector.detect(grey)), None)
+            for name, detector in (("full", full), ("downscaled", small))
         }
         for name, box in boxes.items():
             found[name] += box is not None
         if boxes["full"] is not None and boxes["downscaled"] is not None:
             overlaps.append(_intersection_over_union(boxes["full"], boxes["downscaled"]))
+        if boxes["downscaled"] is not None:
+            framing.append(max(grey.shape) / boxes["downscaled"].side)
     return {
         "agreement_images": len(records),
         "faces_found_full_size": found["full"] / len(records),
         "faces_found_downscaled": found["downscaled"] / len(records),
         "median_box_iou": float(np.median(overlaps)) if overlaps else float("nan"),
+        "image_side_over_box_side": _quantiles(framing),
     }
 
 
-def _intersection_over_union(a: np.ndarray, b: np.ndarray) -> float:
-    (ax, ay, aw, ah), (bx, by, bw, bh) = a, b
+def _quantiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    points = np.percentile(values, [10, 50, 90])
+    return {name: round(float(v), 3) for name, v in zip(("p10", "median", "p90"), points)}
+
+
+def _intersection_over_union(a: Box, b: Box) -> float:
+    (ax, ay, aw, ah), (bx, by, bw, bh) = astuple(a), astuple(b)
     width = max(0, min(ax + aw, bx + bw) - max(ax, bx))
     height = max(0, min(ay + ah, by + bh) - max(ay, by))
     overlap = width * height
@@ -290,6 +304,13 @@ def show(results: dict[str, Any]) -> None:
         "",
     )
     table.add_row("face boxes, median IoU full vs downscaled", f"{face['median_box_iou']:.2f}", "")
+    framing = face["image_side_over_box_side"]
+    table.add_row(
+        "image side / face box side (p10, median, p90)",
+        f"{framing.get('p10', float('nan')):.2f}, {framing.get('median', float('nan')):.2f}, "
+        f"{framing.get('p90', float('nan')):.2f}",
+        "margin 1.2",
+    )
     for model, row in results["training"].items():
         table.add_row(
             f"{model}: Lightning, balanced (images/s)", f"{row['lightning_images_per_s']:.0f}", ""

@@ -38,7 +38,17 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})"
     )
-    predict.add_argument("--output", help="write the table to a .csv or .json file")
+    predict.add_argument(
+        "--output", help="write the table (one row per face) to a .csv or .json file"
+    )
+    predict.add_argument(
+        "--whole-image",
+        action="store_true",
+        help="classify the whole picture where no face is found (or none big enough)",
+    )
+    predict.add_argument(
+        "--annotate", metavar="DIR", help="write copies of the images with boxes and emotions"
+    )
     predict.set_defaults(command=predict_command)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a DIR/<emotion>/*.jpg folder")
@@ -47,6 +57,11 @@ def parser() -> argparse.ArgumentParser:
         "--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})"
     )
     evaluate.add_argument("--log", action="store_true", help="record it as an MLflow run")
+    evaluate.add_argument(
+        "--reframe",
+        action="store_true",
+        help="also score the images placed into larger pictures (conf/reframe/default.yaml)",
+    )
     evaluate.add_argument(
         "--output-dir",
         help="where the report and confusion matrix go (default outputs/evaluate/<time>)",
@@ -80,15 +95,18 @@ def tracking_uri(args: argparse.Namespace) -> str:
 
 def predict_command(args: argparse.Namespace) -> int:
     from fersweep.console import show_predictions
-    from fersweep.predict import image_files, predict_files
+    from fersweep.predict import annotate, image_files, predict_files
     from fersweep.tracking.runs import load_classifier
 
     files = image_files(args.paths)
     model = load_classifier(args.model, tracking_uri(args))
-    predictions = predict_files(model, files)
-    show_predictions(predictions.table, predictions.skipped)
+    predictions = predict_files(model, files, whole_image=args.whole_image)
+    show_predictions(predictions)
     if args.output:
         write_table(predictions.table, Path(args.output))
+    if args.annotate:
+        written = annotate(predictions, Path(args.annotate))
+        print(f"{len(written)} annotated picture(s) written to {args.annotate}")
     return 0
 
 
@@ -102,28 +120,44 @@ def write_table(table, path: Path) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    from fersweep.console import show_data_report, show_evaluation
+    from fersweep.console import show_data_report, show_evaluation, show_framing
     from fersweep.data.folder import read_folder
     from fersweep.figures import confusion_figure
     from fersweep.predict import evaluate_folder
     from fersweep.tracking.runs import load_classifier
 
     records, report = read_folder(Path(args.folder))  # a bad folder fails before the model loads
+    reframe = reframing(args.config_dir) if args.reframe else None
     uri = tracking_uri(args)
     model = load_classifier(args.model, uri)
-    result = evaluate_folder(model, Path(args.folder), records, report)
+    result = evaluate_folder(model, Path(args.folder), records, report, reframe)
     show_data_report(result.report, {})
-    show_evaluation(result.evaluation, f"{args.folder} ({', '.join(result.emotions_present)})")
+    title = f"{args.folder} ({', '.join(result.emotions_present)})"
+    show_evaluation(result.evaluation, title)
+    if result.reframed is not None:
+        show_evaluation(result.reframed, f"{title}, reframed")
+        show_framing(result.evaluation, result.reframed)
     output = Path(args.output_dir or f"outputs/evaluate/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     output.mkdir(parents=True, exist_ok=True)
     result.evaluation.per_class.to_csv(output / "report.csv")
     (output / "report.txt").write_text(result.evaluation.text)
-    (output / "metrics.json").write_text(json.dumps(result.evaluation.metrics, indent=2))
+    metrics = {"original": result.evaluation.metrics}
+    if result.reframed is not None:
+        metrics["reframed"] = result.reframed.metrics
+        (output / "report_reframed.txt").write_text(result.reframed.text)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     confusion_figure(result.evaluation, normalised=True).savefig(output / "confusion.png", dpi=100)
     print(f"report and confusion matrix written to {output}")
     if args.log:
         log_evaluation_run(uri, args, result)
     return 0
+
+
+def reframing(config_dir: str):
+    """The framing check's settings, from the project's conf/reframe/default.yaml."""
+    from fersweep.config import build, compose_config
+
+    return build(compose_config(config_dir, ["reframe=default"]).data.reframe)
 
 
 def log_evaluation_run(uri: str, args: argparse.Namespace, result) -> None:
@@ -142,6 +176,8 @@ def log_evaluation_run(uri: str, args: argparse.Namespace, result) -> None:
     }
     with tracker.run(f"evaluate {Path(args.folder).name}", tags=tags) as run:
         artifacts.log_evaluation(result.evaluation, "eval")
+        if result.reframed is not None:
+            artifacts.log_evaluation(result.reframed, "eval_reframed")
         artifacts.log_dict(result.report.as_dict(), "data/data_report.json")
     print(f"logged as MLflow run {run.info.run_id} in experiment fersweep-evaluations")
 

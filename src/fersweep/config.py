@@ -36,8 +36,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("auto_precision", auto_precision, replace=True)
 
 
-# Spellings from before the 0.2 layout (network under model.net, balancing its own group),
-# still accepted for one release with a warning naming the new spelling.
+# Spellings from before the 0.2 layout (network under model.net, balancing its own group) and
+# the 0.3 face group, still accepted until 0.4 with a warning naming the new spelling.
 _NET_KEYS = (
     "filters", "kernel_size", "second_filters", "second_kernel_size", "pool_size",
     "activation", "conv_dropout", "dense_units", "dense_dropout", "init",
@@ -54,8 +54,8 @@ def modernise(overrides: Sequence[str]) -> list[str]:
         if renamed != override:
             warnings.warn(
                 f"{override!r} is the old spelling of {renamed!r} (fersweep 0.2 moved the "
-                "network under model.net and balancing into its own group); it will stop "
-                "working in 0.3",
+                "network under model.net and balancing into its own group, 0.3 the face crop "
+                "into the face group); it will stop working in 0.4",
                 FutureWarning,
                 stacklevel=2,
             )
@@ -69,6 +69,10 @@ def _renamed(override: str) -> str:
     first = rest.split(".")[0]
     if key == "augment" and value in _BALANCING_OPTIONS:
         return f"balancing={value}"
+    if key == "data.preprocess.face_crop":
+        return f"face={'haar' if value.lower() == 'true' else 'none'}"
+    if key == "data.preprocess.face_detect_side":
+        return f"data.preprocess.face.detector.detect_side={value}"
     if key == "augment/pipeline":
         return f"augment={value}"
     if head == "model" and first in _NET_KEYS:

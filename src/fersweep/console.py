@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from fersweep import EMOTIONS
 from fersweep.data.legend import DataReport
 from fersweep.metrics import Evaluation
+
+if TYPE_CHECKING:
+    from fersweep.predict import Predictions
 
 console = Console()
 
@@ -24,6 +27,13 @@ def show_data_report(report: DataReport, counts: Mapping[str, Mapping[str, int]]
     for problem, count in sorted(report.counts.items()):
         problems.add_row(problem, str(count), "; ".join(report.examples[problem][:2]))
     console.print(problems)
+    if report.steps:
+        steps = Table(title="what preprocessing did to the images kept")
+        steps.add_column("step")
+        steps.add_column("images", justify="right")
+        for step, count in sorted(report.steps.items()):
+            steps.add_row(step, str(count))
+        console.print(steps)
     if not counts:
         return
     splits = Table(title="images per emotion and split")
@@ -54,20 +64,40 @@ def show_evaluation(evaluation: Evaluation, title: str) -> None:
     )
 
 
-def show_predictions(table: pd.DataFrame, skipped: Mapping[str, str]) -> None:
-    view = Table(title=f"{len(table)} image(s)")
+def show_predictions(predictions: Predictions) -> None:
+    """One line per face: file, face number and box, emotion and the eight probabilities;
+    then one line per file or face that was not classified, saying why."""
+    classified = predictions.classified
+    view = Table(title=f"{len(classified)} face(s) classified")
     view.add_column("file", overflow="fold", min_width=12)
+    view.add_column("face")
+    view.add_column("box (x, y, w, h)")
     view.add_column("emotion")
-    view.add_column("probability", justify="right")
+    view.add_column("p", justify="right")
     for emotion in EMOTIONS:
         view.add_column(emotion[:4], justify="right")
-    for _, row in table.iterrows():
+    for _, row in classified.iterrows():
         view.add_row(
             Path(row["file"]).name,
+            str(row["face"]),
+            ", ".join(str(row[c]) for c in ("x", "y", "width", "height")),
             row["emotion"],
             f"{row['probability']:.3f}",
             *(f"{row[f'p_{emotion}']:.2f}" for emotion in EMOTIONS),
         )
     console.print(view)
-    for file, why in skipped.items():
-        console.print(f"[yellow]skipped {file}: {why}[/yellow]")
+    for _, row in classified[classified["note"] != ""].iterrows():
+        console.print(f"[cyan]{row['file']}: {row['note']}[/cyan]")
+    for _, why in predictions.problems:
+        console.print(f"[yellow]not classified: {why}[/yellow]")
+
+
+def show_framing(original: Evaluation, reframed: Evaluation) -> None:
+    table = Table(title="framing check: the same images, as taken and reframed")
+    table.add_column("metric")
+    for column in ("original", "reframed", "difference"):
+        table.add_column(column, justify="right")
+    for name, value in original.metrics.items():
+        other = reframed.metrics[name]
+        table.add_row(name, f"{value:.4f}", f"{other:.4f}", f"{other - value:+.4f}")
+    console.print(table)

@@ -140,8 +140,21 @@ class SweepDefinition:
 
 
 @dataclass
+class Framing:
+    """The framing check in a comparison: every arm's runs also scored on reframed test images
+    (`reframe`, an option of conf/reframe, or null for no check), and further `arms` (e.g. with
+    the face step) trained over the same seeds and shown in the framing table only."""
+
+    reframe: str | None = "default"
+    arms: dict[str, list[str]] = field(default_factory=dict)
+    # The goal it is read against: a face-step arm's reframed macro F1 within this of its own.
+    tolerance: float = 0.03
+
+
+@dataclass
 class ComparisonDefinition:
-    """`sweeps/compare.yaml`: shared overrides, the two arms, the seeds, the references."""
+    """`sweeps/compare.yaml`: shared overrides, the two arms, the seeds, the references, the
+    framing check."""
 
     name: str = MISSING
     base: list[str] = field(default_factory=list)
@@ -149,8 +162,14 @@ class ComparisonDefinition:
     seeds: list[int] = MISSING
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
     references: dict[str, list[str]] = field(default_factory=dict)
+    framing: Framing = field(default_factory=Framing)
 
     def __post_init__(self) -> None:
+        if self.framing.arms and self.framing.reframe is None:
+            raise ConfigError("compare.framing.arms needs compare.framing.reframe (a conf/reframe option)")
+        clash = set(self.framing.arms) & set(self.arms)
+        if clash:
+            raise ConfigError(f"compare.framing.arms reuses the arm name(s) {sorted(clash)}")
         if len(self.arms) != 2:
             raise ConfigError(f"compare.arms must name exactly two arms, got {list(self.arms)}")
         if not self.seeds:

@@ -136,8 +136,10 @@ class EmotionClassifier(pl.LightningModule):
         self.train_f1 = MulticlassF1Score(num_classes, average="macro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
         self.val_f1_best = MaxMetric()
+        # The evaluated split's predictions, and with the framing check its reframed images'.
         self.test_outputs: SplitPredictions | None = None
-        self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.reframed_outputs: SplitPredictions | None = None
+        self._test_batches: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     def setup(self, stage: str) -> None:
         # Class weights come from the training split, known once the data module is set up.
@@ -185,19 +187,22 @@ class EmotionClassifier(pl.LightningModule):
         self.log("step", float(self.current_epoch), on_step=False, on_epoch=True)
 
     def on_test_epoch_start(self) -> None:
-        self._test_batches = []
+        self._test_batches = {}
 
-    def test_step(self, batch, batch_idx: int) -> None:
+    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch
         probabilities = torch.softmax(self(images).float(), dim=1)
-        self._test_batches.append((labels.cpu(), probabilities.cpu()))
+        self._test_batches.setdefault(dataloader_idx, []).append((labels.cpu(), probabilities.cpu()))
 
     def on_test_epoch_end(self) -> None:
-        labels, probabilities = zip(*self._test_batches)
-        self.test_outputs = SplitPredictions(
-            torch.cat(labels).numpy(), torch.cat(probabilities).numpy()
-        )
-        self._test_batches = []
+        outputs = {}
+        for loader, batches in self._test_batches.items():
+            labels, probabilities = zip(*batches)
+            outputs[loader] = SplitPredictions(
+                torch.cat(labels).numpy(), torch.cat(probabilities).numpy()
+            )
+        self.test_outputs, self.reframed_outputs = outputs[0], outputs.get(1)
+        self._test_batches = {}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.parameters())

@@ -8,6 +8,7 @@ serving process loads only this module, the preprocessing and the network.
 from __future__ import annotations
 
 import base64
+from dataclasses import astuple
 from typing import Any
 
 import mlflow
@@ -18,11 +19,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from fersweep import EMOTIONS
-from fersweep.data.preprocess import Preprocessor
+from fersweep.data.face import Box
+from fersweep.data.preprocess import FACE, WHOLE, Prepared, Preprocessor
 from fersweep.errors import DataError, ImageError
 
 IMAGE_COLUMN = "image"
+BOX_COLUMNS = ["x", "y", "width", "height"]
 PROBABILITY_COLUMNS = [f"p_{emotion}" for emotion in EMOTIONS]
+PARAMS = {"whole_image": False}  # the classifier's parameters and their defaults
 
 
 class NoUsableImage(MlflowException, DataError):
@@ -37,30 +41,31 @@ class NoUsableImage(MlflowException, DataError):
 
 class EmotionClassifierModel(mlflow.pyfunc.PythonModel):
     """Input: a DataFrame with an `image` column of encoded image bytes (or base64 text).
-    Output: per image the emotion, its probability and all eight probabilities; an image that
-    cannot be used gets no emotion, null probabilities and says why in `error`, and the others
-    are still answered. A request with no usable image at all is refused (NoUsableImage)."""
+    Output: one row per face (per image when the model has no face step): the input row
+    (`image`), the face's number and box, the emotion, its probability, all eight
+    probabilities, a `note` on what was done to the picture, and an `error` ("" when fine).
+    An image with no face is one row whose error says so, unless the `whole_image` parameter
+    asks to classify the whole picture then; a request with no usable face or image at all is
+    refused (NoUsableImage)."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         # An exported (pt2) graph, traced in eval mode: no pickle, no .eval() needed or allowed.
         self.net = mlflow.pytorch.load_model(context.artifacts["network"], map_location="cpu")
-        self.preprocessor = Preprocessor(**context.model_config["preprocess"])
+        self.preprocessor = Preprocessor.from_settings(context.model_config["preprocess"])
         self.batch_size = int(context.model_config["batch_size"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        images, errors = [], []
+        whole_image = bool({**PARAMS, **(params or {})}["whole_image"])
+        rows: list[tuple[int, int, Prepared]] = []
         for row, value in enumerate(model_input[IMAGE_COLUMN]):
-            try:
-                images.append(self._preprocess(value, row))
-                errors.append("")
-            except (ImageError, ValueError) as error:
-                errors.append(str(error))
-        usable = [i for i, error in enumerate(errors) if not error]
+            for number, face in enumerate(self._faces(value, row, whole_image)):
+                rows.append((row, number, face))
+        usable = [i for i, (_, _, face) in enumerate(rows) if face.array is not None]
         if not usable:
-            raise NoUsableImage(errors)
-        probabilities = np.full((len(errors), len(EMOTIONS)), np.nan)
-        probabilities[usable] = self.probabilities(np.stack(images))
-        return probability_table(probabilities, errors)
+            raise NoUsableImage([face.error for _, _, face in rows])
+        probabilities = np.full((len(rows), len(EMOTIONS)), np.nan)
+        probabilities[usable] = self.probabilities(np.stack([rows[i][2].array for i in usable]))
+        return face_table(rows, probabilities)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities for preprocessed N x H x W x C uint8 images."""
@@ -73,23 +78,39 @@ class EmotionClassifierModel(mlflow.pyfunc.PythonModel):
                 batches.append(torch.softmax(self.net(chunk.contiguous()).float(), dim=1).numpy())
         return np.concatenate(batches)
 
-    def _preprocess(self, value: Any, row: int) -> np.ndarray:
-        if isinstance(value, str):
-            value = base64.b64decode(value)
-        if isinstance(value, bytes | bytearray):
-            return self.preprocessor.load_bytes(bytes(value), f"row {row}")
-        raise ImageError(f"row {row}: expected encoded image bytes, got {type(value).__name__}")
+    def _faces(self, value: Any, row: int, whole_image: bool) -> list[Prepared]:
+        name = f"row {row}"
+        try:
+            if isinstance(value, str):
+                value = base64.b64decode(value)
+            if not isinstance(value, bytes | bytearray):
+                raise ImageError(f"{name}: expected encoded image bytes, got {type(value).__name__}")
+            decoded = self.preprocessor.decode(bytes(value), name)
+            return self.preprocessor.faces(decoded, name, whole_image)
+        except (ImageError, ValueError) as error:
+            return [Prepared(None, Box(0, 0, 0, 0), "not used", error=str(error))]
 
 
-def probability_table(probabilities: np.ndarray, errors: list[str]) -> pd.DataFrame:
-    """emotion, probability, p_<emotion> for each of the eight, and error ("" when fine)."""
+def face_table(rows: list[tuple[int, int, Prepared]], probabilities: np.ndarray) -> pd.DataFrame:
+    """image, face, x, y, width, height, emotion, probability, p_<emotion> for each of the
+    eight, note and error ("" when fine); None where there is no value."""
     usable = ~np.isnan(probabilities).any(axis=1)
     best = np.where(usable, np.nan_to_num(probabilities).argmax(axis=1), 0)
-    table = pd.DataFrame(probabilities, columns=PROBABILITY_COLUMNS)
-    table.insert(
-        0, "probability", np.where(usable, probabilities[np.arange(len(best)), best], np.nan)
+    table = pd.DataFrame(
+        [(row, number, *astuple(face.box)) for row, number, face in rows],
+        columns=[IMAGE_COLUMN, "face", *BOX_COLUMNS],
     )
-    table.insert(0, "emotion", [EMOTIONS[i] if ok else "" for i, ok in zip(best, usable)])
-    table["error"] = errors
+    table["emotion"] = [EMOTIONS[i] if ok else "" for i, ok in zip(best, usable)]
+    table["probability"] = np.where(usable, probabilities[np.arange(len(best)), best], np.nan)
+    table[PROBABILITY_COLUMNS] = probabilities
+    table["note"] = ["; ".join(_note(face)) for _, _, face in rows]
+    table["error"] = [face.error for _, _, face in rows]
     # None, not NaN, where there is no value: NaN is not JSON, and strict parsers refuse it.
     return table.astype(object).where(table.notna(), None)
+
+
+def _note(face: Prepared) -> list[str]:
+    shown = [] if face.outcome in (FACE, WHOLE, "not used", "face too small") else [face.outcome]
+    if face.angle:
+        shown.append(f"eyes levelled ({face.angle:+.0f} degrees)")
+    return [*face.notes, *shown]

@@ -39,6 +39,8 @@ class RunResult:
     metrics: dict[str, float]
     outputs: SplitPredictions
     prevalence: np.ndarray  # each emotion's share of the original images
+    reframed: SplitPredictions | None = None  # the framing check's, when it is on
+    face_step: bool = False  # whether its preprocessing cut out faces
 
     @property
     def truth(self) -> np.ndarray:
@@ -90,7 +92,17 @@ def train(
     outputs = model.test_outputs
     metrics = {f"{cfg.eval_split}/{k}": v for k, v in outputs.evaluation.metrics.items()}
     metrics["val/macro_f1_best"] = best_val_f1
-    return RunResult(run.info.run_id, metrics, outputs, datamodule.natural_prevalence())
+    if model.reframed_outputs is not None:
+        reframed = model.reframed_outputs.evaluation.metrics
+        metrics.update({f"{cfg.eval_split}_reframed/{k}": v for k, v in reframed.items()})
+    return RunResult(
+        run.info.run_id,
+        metrics,
+        outputs,
+        datamodule.natural_prevalence(),
+        model.reframed_outputs,
+        datamodule.preprocessor.face is not None,
+    )
 
 
 def _validates(cfg: DictConfig, callbacks: list[pl.Callback]) -> bool:

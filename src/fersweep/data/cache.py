@@ -9,7 +9,7 @@ import os
 import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fersweep.data.legend import DataReport, Record
-from fersweep.data.preprocess import Preprocessor
+from fersweep.data.preprocess import PREPROCESS_VERSION, Prepared, Preprocessor
 from fersweep.errors import ImageError
 
 log = logging.getLogger(__name__)
@@ -26,10 +26,24 @@ PART_SIZE = 2048  # images per cache part: an interrupted run loses at most one 
 
 @dataclass
 class ImageSet:
-    """Preprocessed images (N x H x W x C, uint8) with their records, in the same order."""
+    """Preprocessed images (N x H x W x C, uint8) with their records, in the same order, and
+    where each was cut from: `boxes` (N x 4: x, y, width, height), `angles` (degrees the eyes
+    were turned) and `outcomes` (what the face step did)."""
 
     images: np.ndarray
     records: list[Record]
+    boxes: np.ndarray
+    angles: np.ndarray
+    outcomes: np.ndarray
+
+    def take(self, index: np.ndarray) -> ImageSet:
+        return ImageSet(
+            self.images[index],
+            [self.records[i] for i in index],
+            self.boxes[index],
+            self.angles[index],
+            self.outcomes[index],
+        )
 
     @cached_property
     def labels(self) -> np.ndarray:
@@ -111,9 +125,34 @@ def _join(
     report = DataReport()
     for _, part_report in parts:
         report.merge(part_report)
-    arrays = [image_set.images for image_set, _ in parts]
-    images = np.concatenate(arrays) if arrays else np.zeros((0, *preprocessor.shape), np.uint8)
-    return ImageSet(images, [r for image_set, _ in parts for r in image_set.records]), report
+    if not parts:
+        return _image_set([], [], preprocessor), report
+    sets = [image_set for image_set, _ in parts]
+    joined = ImageSet(
+        np.concatenate([s.images for s in sets]),
+        [r for s in sets for r in s.records],
+        *(np.concatenate([getattr(s, name) for s in sets]) for name in FACE_FIELDS),
+    )
+    return joined, report
+
+
+FACE_FIELDS = ("boxes", "angles", "outcomes")
+
+
+def _image_set(
+    records: Sequence[Record], prepared: Sequence[Prepared], preprocessor: Preprocessor
+) -> ImageSet:
+    if not prepared:
+        empty = np.zeros((0, *preprocessor.shape), np.uint8)
+        no_boxes, no_angles = np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
+        return ImageSet(empty, [], no_boxes, no_angles, np.array([], str))
+    return ImageSet(
+        np.stack([p.array for p in prepared]),
+        list(records),
+        np.array([astuple(p.box) for p in prepared], dtype=np.int32),
+        np.array([p.angle for p in prepared], dtype=np.float32),
+        np.array([p.outcome for p in prepared], dtype=str),
+    )
 
 
 def cached_array(path: Path | None, compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -153,7 +192,8 @@ def content_key(*parts: np.ndarray | dict) -> str:
 
 def cache_key(preprocessor: Preprocessor, data_fingerprint: str, records: Sequence[Record]) -> str:
     entries = np.array([f"{r.file}\0{r.emotion}\0{r.identity}" for r in records], dtype=str)
-    return content_key(preprocessor.settings(), {"data": data_fingerprint}, entries)
+    settings = {**preprocessor.settings(), "version": PREPROCESS_VERSION}
+    return content_key(settings, {"data": data_fingerprint}, entries)
 
 
 def _decode_all(
@@ -163,14 +203,14 @@ def _decode_all(
     workers: int,
     label: str = "preprocess",
 ) -> tuple[ImageSet, DataReport]:
-    def decode(record: Record) -> np.ndarray | str:
+    def decode(record: Record) -> Prepared | str:
         try:
             return preprocessor.load(images_dir / record.file)
         except ImageError as error:
             return str(error)
 
     report = DataReport()
-    kept, arrays = [], []
+    kept, prepared = [], []
     # OpenCV releases the GIL while decoding, so threads scale across cores.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(decode, records, chunksize=64)
@@ -180,9 +220,9 @@ def _decode_all(
                 report.add("unreadable_image", result)
                 continue
             kept.append(record)
-            arrays.append(result)
-    images = np.stack(arrays) if arrays else np.zeros((0, *preprocessor.shape), dtype=np.uint8)
-    return ImageSet(images, kept), report
+            prepared.append(result)
+            report.steps.update([result.outcome, *result.notes])
+    return _image_set(kept, prepared, preprocessor), report
 
 
 def _write_cache(path: Path, image_set: ImageSet, report: DataReport) -> None:
@@ -192,6 +232,7 @@ def _write_cache(path: Path, image_set: ImageSet, report: DataReport) -> None:
             partial,
             images=image_set.images,
             files=image_set.files,
+            **{name: getattr(image_set, name) for name in FACE_FIELDS},
             report=np.array(json.dumps(report.as_dict())),
         ),
     )
@@ -200,10 +241,7 @@ def _write_cache(path: Path, image_set: ImageSet, report: DataReport) -> None:
 def _read_cache(path: Path, records: Sequence[Record]) -> tuple[ImageSet, DataReport]:
     with np.load(path, allow_pickle=False) as stored:
         images, files = stored["images"], stored["files"].tolist()
+        faces = [stored[name] for name in FACE_FIELDS]
         saved = json.loads(str(stored["report"]))
     by_file = {record.file: record for record in records}
-    report = DataReport()
-    for problem, count in saved["problems"].items():
-        report.counts[problem] = count
-        report.examples[problem] = list(saved["examples"].get(problem, []))
-    return ImageSet(images, [by_file[name] for name in files]), report
+    return ImageSet(images, [by_file[name] for name in files], *faces), DataReport.from_dict(saved)

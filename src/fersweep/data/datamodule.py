@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,16 +12,19 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from fersweep import EMOTIONS
 from fersweep.balancing import Balancing, expand_with_copies
 from fersweep.data.cache import ImageSet, cached_array, content_key, fingerprint, load_images
+from fersweep.data.decode import decode_bytes
 from fersweep.data.folder import read_folder
 from fersweep.data.legend import DataReport, Record, read_legend
-from fersweep.data.preprocess import Preprocessor
+from fersweep.data.preprocess import FACE, Preprocessor, read_file
 from fersweep.data.source import IMAGES_DIR, LEGEND_NAME, resolve_data_root
 from fersweep.data.split import SPLITS, split_assignments
 from fersweep.errors import ConfigError, DataError
+from fersweep.reframe import Reframing
 
 log = logging.getLogger(__name__)
 LAYOUTS = ("legend", "folder")
@@ -82,6 +86,7 @@ class EmotionDataModule(pl.LightningDataModule):
         cache_dir: str | None,
         balancing: Balancing,
         evaluate_on: str,
+        reframe: Reframing | None,
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
@@ -97,8 +102,14 @@ class EmotionDataModule(pl.LightningDataModule):
         self.split_config = SplitConfig(**split)
         self.subset, self.batch_size, self.num_workers = subset, batch_size, num_workers
         self.decode_workers, self.cache_dir, self.balancing = decode_workers, cache_dir, balancing
-        self.evaluate_on = evaluate_on
+        self.evaluate_on, self.reframe = evaluate_on, reframe
+        if reframe is not None and balancing.before_split:
+            raise ConfigError(
+                "reframe: the framing check reframes original test images, but "
+                "balancing.before_split=true puts augmented copies in the test split"
+            )
         self.image_set: ImageSet | None = None
+        self.reframed: np.ndarray | None = None
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -170,12 +181,11 @@ class EmotionDataModule(pl.LightningDataModule):
             image_set.labels, len(EMOTIONS), self.split_config.seed
         )
         index, is_copy = expand_with_copies(copies)
-        images = image_set.images[index]
+        expanded = image_set.take(index)
         for chunk in np.array_split(np.flatnonzero(is_copy), max(1, is_copy.sum() // 4096)):
-            images[chunk] = self.balancing.augment(images[chunk])
-        records = [image_set.records[i] for i in index]
+            expanded.images[chunk] = self.balancing.augment(expanded.images[chunk])
         self.materialised_copy = is_copy
-        return ImageSet(images, records)
+        return expanded
 
     def _report_empty_classes(self) -> None:
         present = set(np.unique(self.image_set.labels))
@@ -255,6 +265,12 @@ class EmotionDataModule(pl.LightningDataModule):
         )
         if self.balancing.before_split:
             table["augmented_copy"] = self.materialised_copy
+        if self.preprocessor.face is not None:  # what the face step did to each image
+            table["face_step"] = self.image_set.outcomes
+            boxes = self.image_set.boxes
+            for column, name in enumerate(("face_x", "face_y", "face_width", "face_height")):
+                table[name] = boxes[:, column]
+            table["face_angle"] = self.image_set.angles.round(1)
         return table
 
     def example_input(self, count: int = 2) -> np.ndarray:
@@ -262,8 +278,11 @@ class EmotionDataModule(pl.LightningDataModule):
         return self.image_set.images[self.indices("train")[:count]].transpose(0, 3, 1, 2)
 
     def example_image_bytes(self) -> bytes:
-        """One training image file as it is on disk, for the raw-image model's input example."""
-        first = self.image_set.records[self.indices("train")[0]]
+        """One training image file as it is on disk, for the raw-image model's input example
+        (one in which the face step, if any, found a face)."""
+        train = self.indices("train")
+        with_face = train[self.image_set.outcomes[train] == FACE]
+        first = self.image_set.records[(with_face if len(with_face) else train)[0]]
         return (self.images_dir / first.file).read_bytes()
 
     # --- loaders -----------------------------------------------------------------------------
@@ -288,9 +307,38 @@ class EmotionDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        """The split a run is scored on: test, or val inside a sweep (`eval_split`)."""
-        return self.eval_dataloader(self.evaluate_on)
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The split a run is scored on: test, or val inside a sweep (`eval_split`); with
+        `reframe` set, its images reframed (the framing check) as a second loader."""
+        loader = self.eval_dataloader(self.evaluate_on)
+        if self.reframe is None:
+            return loader
+        index = self.indices(self.evaluate_on)
+        reframed = EmotionImages(self.reframed_images(index), self.image_set.labels[index], np.arange(len(index)))
+        return [loader, self._loader(reframed, shuffle=False)]
+
+    def reframed_images(self, index: np.ndarray) -> np.ndarray:
+        """The images at `index`, reframed (fersweep.reframe) and preprocessed as training
+        images are; computed once per data, preprocessing and reframing (cached)."""
+        records = [self.image_set.records[i] for i in index]
+        path = None
+        if self.cache_dir:
+            files = np.array([r.file for r in records])
+            key = content_key(files, self.preprocessor.settings(), asdict(self.reframe), {"fingerprint": self.fingerprint})
+            path = Path(self.cache_dir) / f"reframed-{key}.npy"
+        return cached_array(path, lambda: self._reframe(records))
+
+    def _reframe(self, records: list[Record]) -> np.ndarray:
+        def one(record: Record) -> np.ndarray:
+            decoded = decode_bytes(
+                read_file(self.images_dir / record.file), record.file, self.preprocessor.max_pixels, colour=True
+            )
+            picture = self.reframe.encoded(decoded.image, record.file)
+            return self.preprocessor.load_bytes(picture, f"{record.file} (reframed)").array
+
+        with ThreadPoolExecutor(max_workers=max(1, self.decode_workers)) as pool:
+            arrays = list(tqdm(pool.map(one, records), total=len(records), desc="reframe"))
+        return np.stack(arrays)
 
     def eval_dataloader(self, split: str) -> DataLoader:
         return self._loader(self.eval_dataset(split), shuffle=False)

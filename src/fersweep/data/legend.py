@@ -33,11 +33,13 @@ class Record:
 
 @dataclass
 class DataReport:
-    """What was read, what was dropped and why: every kind of problem is counted here."""
+    """What was read, what was dropped and why: every kind of problem is counted here, and
+    what preprocessing did to the images kept (face found or not, conversions) in `steps`."""
 
     rows_read: int = 0
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    steps: Counter = field(default_factory=Counter)
 
     def add(self, problem: str, example: str) -> None:
         self.counts[problem] += 1
@@ -45,6 +47,7 @@ class DataReport:
             self.examples[problem].append(example)
 
     def merge(self, other: DataReport) -> None:
+        self.steps.update(other.steps)
         for problem, count in other.counts.items():
             self.counts[problem] += count
             room = MAX_EXAMPLES - len(self.examples[problem])
@@ -55,7 +58,17 @@ class DataReport:
             "rows_read": self.rows_read,
             "problems": dict(sorted(self.counts.items())),
             "examples": {k: v for k, v in sorted(self.examples.items()) if v},
+            "preprocessing": dict(sorted(self.steps.items())),
         }
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> DataReport:
+        report = cls(rows_read=saved.get("rows_read", 0))
+        report.counts.update(saved["problems"])
+        for problem, examples in saved["examples"].items():
+            report.examples[problem] = list(examples)
+        report.steps.update(saved.get("preprocessing", {}))
+        return report
 
 
 def identity_from_filename(file: str) -> str:

@@ -1,41 +1,57 @@
-"""Turn an image file into the fixed-size uint8 array the models see: the one preprocessing path."""
+"""Turn an image file into the fixed-size uint8 array the models see: the one preprocessing path,
+shared by training, evaluation and the logged classifier."""
 
 from __future__ import annotations
 
-import io
-import threading
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from fersweep.data.decode import Decoded, decode_bytes
+from fersweep.data.face import Box, Face, FaceStep, HaarCascade
 from fersweep.errors import ConfigError, ImageError
 
 FIT_MODES = ("pad", "crop")
 # Bump when the preprocessing code changes, so old caches are not reused.
-PREPROCESS_VERSION = 3
-JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+PREPROCESS_VERSION = 4
+# What the face step did to an image (the data report counts these).
+WHOLE, FACE = "whole picture (no face step)", "face"
+NO_FACE, SMALL_FACE = "no face found: whole picture kept", "face too small: whole picture kept"
+FACE_STEPS = {FACE: "face_found", NO_FACE: "no_face_found", SMALL_FACE: "face_too_small"}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One picture or one face in it, ready for the network (`array`), or why it is not."""
+
+    array: np.ndarray | None  # size x size x channels uint8; None when `error` says why not
+    box: Box  # where it was cut from (the whole picture when no face was used)
+    outcome: str
+    angle: float = 0.0
+    notes: tuple[str, ...] = ()
+    error: str = ""
 
 
 @dataclass(frozen=True)
 class Preprocessor:
-    """Grey or colour, `size`x`size`, fitted by black padding or centre crop, optional face crop.
+    """Decode, optionally cut out the face (`face`, a FaceStep), make grey or colour, and fit
+    into `size`x`size` by black padding or centre crop.
 
     `max_pixels` refuses images whose header announces more pixels, before decoding them;
-    `min_side` refuses images too small to hold a face (e.g. 1x1 placeholders). With
-    `face_crop`, faces are looked for on a copy whose longer side is at most `face_detect_side`
-    pixels (a Haar cascade's cost grows with the pixel count) and the box is mapped back.
+    `min_side` refuses images too small to hold a face (e.g. 1x1 placeholders).
     """
 
     channels: int
     size: int
     fit: str
-    face_crop: bool
     max_pixels: int
     min_side: int
-    face_detect_side: int = 128  # models logged before fersweep 0.2 carry no such setting
+    face: FaceStep | None
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -50,46 +66,116 @@ class Preprocessor:
             raise ConfigError(f"data.preprocess.max_pixels={self.max_pixels}: must be positive")
         if self.min_side <= 0:
             raise ConfigError(f"data.preprocess.min_side={self.min_side}: must be positive")
-        if self.face_detect_side < 24:  # the cascade's own window is 24x24
-            raise ConfigError(
-                f"data.preprocess.face_detect_side={self.face_detect_side}: must be at least 24"
-            )
 
-    def settings(self) -> dict:
-        return {**asdict(self), "version": PREPROCESS_VERSION}
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Preprocessor:
+        """Rebuild from `settings()` (as a logged classifier stores it). Models logged by
+        fersweep 0.2 stored plain fields with a `face_crop` flag: their crop is served by the
+        face step with the tight box they were trained on (margin 1)."""
+        if "_target_" in settings:
+            from hydra.utils import instantiate
+
+            return instantiate(dict(settings), _convert_="all")
+        old = dict(settings)
+        face = None
+        if old.pop("face_crop", False):
+            detector = HaarCascade(
+                "haarcascade_frontalface_default.xml", old.get("face_detect_side", 128), 1.1, 5
+            )
+            face = FaceStep(detector, margin=1.0, min_size=1, max_faces=10)
+        old.pop("face_detect_side", None)
+        return cls(**old, face=face)
+
+    def settings(self) -> dict[str, Any]:
+        """The Hydra config that rebuilds this preprocessor (`_target_`s and values)."""
+        return as_config(self)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.size, self.size, self.channels)
 
-    def load(self, path: Path) -> np.ndarray:
-        """The preprocessed HxWxC uint8 array for one image file; ImageError if it is unusable."""
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise ImageError(f"{path}: cannot read ({error.strerror})") from error
-        return self.load_bytes(data, str(path))
+    # --- labelled images: one array each ------------------------------------------------------
 
-    def load_bytes(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
-        image = decode_bytes(data, name, self.max_pixels, colour=self.channels == 3)
-        if min(image.shape[:2]) < self.min_side:
+    def load(self, path: Path) -> Prepared:
+        """The preprocessed image in a file; ImageError if it is unusable."""
+        return self.prepare(self.decode(read_file(path), str(path)), str(path))
+
+    def load_bytes(self, data: bytes, name: str = "<bytes>") -> Prepared:
+        return self.prepare(self.decode(data, name), name)
+
+    def prepare(self, decoded: Decoded, name: str = "<image>") -> Prepared:
+        """The largest face big enough to classify; the whole picture when there is none, as
+        each training image holds one face even where the detector misses it."""
+        with opencv_failures(name):
+            return self._prepare(decoded, name)
+
+    def _prepare(self, decoded: Decoded, name: str) -> Prepared:
+        image = self._to_channels(decoded.image)
+        whole = whole_box(image)
+        if self.face is None:
+            return self._finish(image, whole, WHOLE, decoded.notes)
+        faces = self.face.find(grey_of(image))
+        usable = [face for face in faces if not face.too_small]
+        if usable:
+            return self._cut(image, usable[0], decoded.notes, name)
+        return self._finish(image, whole, SMALL_FACE if faces else NO_FACE, decoded.notes)
+
+    # --- pictures of people: every face --------------------------------------------------------
+
+    def faces(self, decoded: Decoded, name: str, whole_image: bool) -> list[Prepared]:
+        """Every face found (largest first), each ready or saying why it is not. Without a face
+        step, the whole picture; with `whole_image`, the whole picture too when no face found
+        can be classified (as `prepare` does for labelled images)."""
+        with opencv_failures(name):
+            return self._faces(decoded, name, whole_image)
+
+    def _faces(self, decoded: Decoded, name: str, whole_image: bool) -> list[Prepared]:
+        image = self._to_channels(decoded.image)
+        if self.face is None:
+            return [self._finish(image, whole_box(image), WHOLE, decoded.notes)]
+        found = self.face.find(grey_of(image))
+        faces = [self._cut(image, face, decoded.notes, name) for face in found]
+        if whole_image and all(face.array is None for face in faces):
+            outcome = SMALL_FACE if found else NO_FACE
+            faces.append(self._finish(image, whole_box(image), outcome, decoded.notes))
+        if not faces:
             raise ImageError(
-                f"{name}: {image.shape[1]}x{image.shape[0]} pixels is smaller than "
-                f"data.preprocess.min_side={self.min_side}"
+                f"{name}: no face found (ask for the whole image to classify it anyway)"
             )
-        try:
-            return self.apply(image)
-        except cv2.error as error:  # one image's failure, never the whole data set's
-            reason = str(error).strip().splitlines()[-1]
-            raise ImageError(f"{name}: OpenCV failed while preprocessing it ({reason})") from error
+        return faces
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """Preprocess a decoded array of any size, grey (HxW or HxWx1) or colour (HxWx3 BGR)."""
-        image = self._to_channels(image)
-        if self.face_crop:
-            image = self._crop_largest_face(image)
-        fitted = fit_square(image, self.size, self.fit)
-        return fitted.reshape(self.shape)
+    # --- the steps ------------------------------------------------------------------------------
+
+    def decode(self, data: bytes, name: str) -> Decoded:
+        decoded = decode_bytes(data, name, self.max_pixels, colour=self.channels == 3)
+        height, width = decoded.image.shape[:2]
+        if min(height, width) < self.min_side:
+            raise ImageError(
+                f"{name}: {width}x{height} pixels is smaller than "
+                f"data.preprocess.min_side={self.min_side}: not used"
+            )
+        return decoded
+
+    def _cut(self, image: np.ndarray, face: Face, notes: tuple[str, ...], name: str) -> Prepared:
+        box = face.box
+        if face.too_small:
+            message = (
+                f"{name}: face {box.width}x{box.height} px at ({box.x}, {box.y}) is smaller "
+                f"than data.preprocess.face.min_size={self.face.min_size}: not classified"
+            )
+            return Prepared(None, box, "face too small", face.angle, notes, message)
+        return self._finish(self.face.crop(image, face), box, FACE, notes, face.angle)
+
+    def _finish(
+        self,
+        image: np.ndarray,
+        box: Box,
+        outcome: str,
+        notes: tuple[str, ...],
+        angle: float = 0.0,
+    ) -> Prepared:
+        array = fit_square(image, self.size, self.fit).reshape(self.shape)
+        return Prepared(array, box, outcome, angle, notes)
 
     def _to_channels(self, image: np.ndarray) -> np.ndarray:
         if image.dtype != np.uint8:
@@ -104,43 +190,38 @@ class Preprocessor:
             return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if self.channels == 1 else image
         raise ImageError(f"unsupported image shape {image.shape}")
 
-    def face_box(self, grey: np.ndarray) -> np.ndarray | None:
-        """The largest face's box (x, y, width, height) in `grey`'s own pixels, looked for on a
-        copy at most `face_detect_side` on its longer side; None when there is no face."""
-        scale = min(1.0, self.face_detect_side / max(grey.shape))
-        if scale < 1:
-            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        faces = face_detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5)
-        if len(faces) == 0:
-            return None
-        largest = max(faces, key=lambda found: found[2] * found[3])
-        return np.round(np.asarray(largest) / scale).astype(int)
 
-    def _crop_largest_face(self, image: np.ndarray) -> np.ndarray:
-        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        box = self.face_box(grey)
-        if box is None:
-            return image  # no face found: keep the whole picture rather than drop the image
-        x, y, width, height = box
-        return image[max(y, 0) : y + height, max(x, 0) : x + width]
+@contextmanager
+def opencv_failures(name: str) -> Iterator[None]:
+    """An OpenCV failure inside one image is that image's error, never the data set's."""
+    try:
+        yield
+    except cv2.error as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise ImageError(f"{name}: OpenCV failed while preprocessing it ({reason})") from error
 
 
-_thread_state = threading.local()
+def read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read ({error.strerror})") from error
 
 
-def face_detector() -> cv2.CascadeClassifier:
-    """OpenCV's bundled frontal-face Haar cascade, one per thread: a CascadeClassifier is not
-    thread-safe, and sharing one between decode threads corrupts its scale data."""
-    detector = getattr(_thread_state, "face_detector", None)
-    if detector is None:
-        cascade = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-        detector = cv2.CascadeClassifier(str(cascade))
-        if detector.empty():
-            raise ConfigError(
-                f"data.preprocess.face_crop: OpenCV's Haar cascade {cascade} is missing"
-            )
-        _thread_state.face_detector = detector
-    return detector
+def grey_of(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def whole_box(image: np.ndarray) -> Box:
+    return Box(0, 0, image.shape[1], image.shape[0])
+
+
+def as_config(value: Any) -> Any:
+    """A dataclass as the Hydra config that rebuilds it (`_target_` and its fields, nested)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        target = f"{type(value).__module__}.{type(value).__qualname__}"
+        return {"_target_": target, **{f.name: as_config(getattr(value, f.name)) for f in fields(value)}}
+    return value
 
 
 def fit_square(image: np.ndarray, size: int, fit: str) -> np.ndarray:
@@ -157,33 +238,3 @@ def fit_square(image: np.ndarray, size: int, fit: str) -> np.ndarray:
     top, left = (size - new_h) // 2, (size - new_w) // 2
     canvas[top : top + new_h, left : left + new_w] = resized
     return canvas
-
-
-def decode_bytes(data: bytes, name: str, max_pixels: int, colour: bool) -> np.ndarray:
-    """Decode an encoded image, refusing empty files, non-images and over-large dimensions."""
-    if not data:
-        raise ImageError(f"{name}: empty file")
-    if data.startswith(JPEG_START) and not data.rstrip(b"\x00").endswith(JPEG_END):
-        # OpenCV decodes a cut-off JPEG into a half-grey picture with only a warning.
-        raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
-    width, height = _announced_size(data, name)
-    if width * height > max_pixels:
-        raise ImageError(
-            f"{name}: {width}x{height} pixels exceeds data.preprocess.max_pixels={max_pixels}"
-        )
-    flags = cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
-    if image is None or image.size == 0:
-        raise ImageError(f"{name}: OpenCV could not decode it (corrupt or unsupported)")
-    return image
-
-
-def _announced_size(data: bytes, name: str) -> tuple[int, int]:
-    """Width and height from the image header alone (Pillow reads headers without decoding)."""
-    try:
-        with Image.open(io.BytesIO(data)) as header:
-            return header.size
-    except Image.DecompressionBombError as error:
-        raise ImageError(f"{name}: {error}; far above data.preprocess.max_pixels") from error
-    except (UnidentifiedImageError, OSError) as error:
-        raise ImageError(f"{name}: not an image ({error})") from error

@@ -19,6 +19,7 @@ import torch
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from fersweep.data.preprocess import FACE_STEPS
 from fersweep.figures import confusion_figure
 from fersweep.metrics import Evaluation
 from fersweep.tracking.runs import CLASSIFIER_NAME
@@ -114,6 +115,7 @@ def log_data(datamodule: EmotionDataModule, counts: Mapping[str, Mapping[str, in
             "data/images_used": len(datamodule.image_set.records),
             **{f"data/{problem}": count for problem, count in report.counts.items()},
             **{f"data/{split}_images": sum(c.values()) for split, c in counts.items()},
+            **{f"data/face_step/{name}": report.steps[step] for step, name in FACE_STEPS.items()},
         }
     )
     mlflow.log_text(datamodule.split_table().to_csv(index=False), "data/split.csv")
@@ -144,7 +146,9 @@ def log_model(
 ) -> None:
     """Two models: `model`, the network (mlflow.pytorch; preprocessed uint8 tensors in), and
     `classifier`, a pyfunc taking raw image bytes that preprocesses them as training did."""
-    from fersweep.serving import probability_table
+    from fersweep.data.face import Box
+    from fersweep.data.preprocess import FACE, Prepared
+    from fersweep.serving import PARAMS, face_table
 
     net = net.cpu().eval()
     with torch.no_grad():
@@ -155,6 +159,7 @@ def log_model(
         "pandas",
         "opencv-python-headless",
         "pillow",
+        "hydra-core",  # rebuilds the preprocessing (and face step) from its config
     ]
     network = mlflow.pytorch.log_model(
         net,
@@ -172,7 +177,11 @@ def log_model(
         artifacts={"network": network.model_uri},
         model_config={"preprocess": dict(preprocess), "batch_size": 256},
         code_paths=[str(package)],
-        signature=infer_signature(image_frame, probability_table(probabilities, [""])),
+        signature=infer_signature(
+            image_frame,
+            face_table([(0, 0, Prepared(None, Box(0, 0, 1, 1), FACE))], probabilities),
+            params=PARAMS,
+        ),
         input_example=image_frame,
         pip_requirements=requirements,
     )

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import MLFlowLogger
 
@@ -62,7 +60,8 @@ class RecordModelSize(pl.Callback):
 
 
 class RecordEvaluation(pl.Callback):
-    """After the test: metrics, per-class report and confusion matrices of `split`."""
+    """After the test: metrics, per-class report and confusion matrices of `split`, and of
+    its reframed images when the framing check is on (`{split}_reframed`)."""
 
     def __init__(self, split: str) -> None:
         self.split = split
@@ -71,6 +70,10 @@ class RecordEvaluation(pl.Callback):
         evaluation = pl_module.test_outputs.evaluation
         show_evaluation(evaluation, f"{self.split} split")
         artifacts.log_evaluation(evaluation, self.split)
+        if pl_module.reframed_outputs is not None:
+            reframed = pl_module.reframed_outputs.evaluation
+            show_evaluation(reframed, f"{self.split} split, reframed (framing check)")
+            artifacts.log_evaluation(reframed, f"{self.split}_reframed")
 
 
 class RecordModels(pl.Callback):
@@ -86,6 +89,6 @@ class RecordModels(pl.Callback):
         artifacts.log_model(
             pl_module.net,
             datamodule.example_input(),
-            asdict(datamodule.preprocessor),
+            datamodule.preprocessor.settings(),
             datamodule.example_image_bytes(),
         )
