@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from fersweep import EMOTIONS
 from fersweep.config import compose_config
+from fersweep.reframe import background
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "conf"
@@ -28,6 +29,19 @@ def synthetic_face(label: int, rng: np.random.Generator, size: int = 64) -> np.n
     top, left = 8 + row * 28, 4 + col * 15
     image[top : top + 20, left : left + 12] = 230
     return image
+
+
+def two_people_photo() -> tuple[bytes, list[tuple[float, float]]]:
+    """Two of the data set's faces side by side on a textured background, as a JPEG; and
+    where their centres are."""
+    rng = np.random.default_rng(0)
+    canvas = background(420, 760, colour=True, rng=rng)
+    placed = []
+    for file, left in (("Aaron_Eckhart_0001.jpg", 40), ("Aaron_Guiel_0001.jpg", 400)):
+        face = cv2.imread(str(REAL_DATA / "images" / file))
+        canvas[40 : 40 + face.shape[0], left : left + face.shape[1]] = face
+        placed.append((left + face.shape[1] / 2, 40 + face.shape[0] / 2))
+    return cv2.imencode(".jpg", canvas)[1].tobytes(), placed
 
 
 def write_legend_dataset(

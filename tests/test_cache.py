@@ -15,9 +15,7 @@ from fersweep.data.preprocess import Preprocessor
 
 def load(root: Path, cache: Path, size: int = 32):
     records, _ = read_legend(root / "legend.csv", root / "images")
-    prep = Preprocessor(
-        channels=1, size=size, fit="pad", max_pixels=10**7, min_side=8, face=None
-    )
+    prep = Preprocessor(channels=1, size=size, fit="pad", max_pixels=10**7, min_side=8, face=None)
     return load_images(
         records,
         root / "images",

@@ -1,6 +1,9 @@
 """The comparison: Bayes' rule at the natural prevalence, the paired bootstrap, the report and
 its MLflow runs."""
 
+import json
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pytest
@@ -124,6 +127,7 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_reference_and_
                 "references": {
                     "seed_original": ["experiment=seed_original", "trainer.max_epochs=1"]
                 },
+                "framing": {"arms": {"balanced+face": ["balancing=balanced", "face=haar"]}},
             }
         )
     )
@@ -142,8 +146,8 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_reference_and_
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
     )
     assert sorted(run.info.run_name for run in children) == [
-        "balanced-seed1", "balanced-seed2", "original-seed1", "original-seed2",
-        "seed_original-seed1", "seed_original-seed2",
+        "balanced+face-seed1", "balanced+face-seed2", "balanced-seed1", "balanced-seed2",
+        "original-seed1", "original-seed2", "seed_original-seed1", "seed_original-seed2",
     ]  # fmt: skip
     assert all(run.info.status == "FINISHED" for run in children)
     assert {a.path for a in client.list_artifacts(parent_id, "comparison")} >= {
@@ -151,3 +155,11 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_reference_and_
         "comparison/confusion_side_by_side.png",
     }
     assert "| seed_original |" in report and "paired bootstrap" in report
+    # The framing check: every honest arm scored on reframed test images, the face arm too.
+    framing = report.split("## Framing")[1]
+    for arm in ("original", "balanced", "balanced+face"):
+        assert f"| {arm} " in framing
+    assert "- **balanced+face**: reframed macro F1" in framing
+    summary = client.download_artifacts(parent_id, "comparison/summary.json")
+    rows = {row["arm"]: row for row in json.loads(Path(summary).read_text())["framing"]}
+    assert rows["balanced+face"]["face step"] and not rows["balanced"]["face step"]

@@ -36,9 +36,7 @@ def step(*boxes: Box, **settings) -> FaceStep:
 
 
 def preprocessor(face: FaceStep | None, size: int = 20) -> Preprocessor:
-    return Preprocessor(
-        channels=1, size=size, fit="pad", max_pixels=10**7, min_side=8, face=face
-    )
+    return Preprocessor(channels=1, size=size, fit="pad", max_pixels=10**7, min_side=8, face=face)
 
 
 def picture_with_squares() -> np.ndarray:

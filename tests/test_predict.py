@@ -20,13 +20,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from fersweep import EMOTIONS
 from fersweep.cli import main as cli
 from fersweep.config import compose_config
 from fersweep.errors import DataError
 from fersweep.train import train
-from tests.conftest import CONFIG_DIR, synthetic_face
+from tests.conftest import CONFIG_DIR, REAL_DATA, synthetic_face, two_people_photo
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,11 @@ def test_the_pyfunc_takes_raw_images_of_any_size_grey_or_colour(model, tmp_path)
     colour = cv2.imencode(".jpg", np.full((37, 27, 3), 90, np.uint8))[1].tobytes()
     grey = cv2.imencode(".png", synthetic_face(4, np.random.default_rng(0), size=350))[1].tobytes()
     table = classifier.predict(pd.DataFrame({"image": [colour, grey, b"not an image"]}))
-    assert list(table.columns[:2]) == ["emotion", "probability"]
+    assert list(table.columns[:8]) == [
+        "image", "face", "x", "y", "width", "height", "emotion", "probability"
+    ]  # fmt: skip
+    assert table["image"].tolist() == [0, 1, 2]
+    assert table.loc[0, ["x", "y", "width", "height"]].tolist() == [0, 0, 27, 37]  # all of it
     probabilities = table[[f"p_{e}" for e in EMOTIONS]]
     assert probabilities.loc[:1].astype(float).sum(axis=1).round(4).tolist() == [1.0, 1.0]
     assert set(table.loc[:1, "emotion"]) <= set(EMOTIONS) and table.loc[2, "emotion"] == ""
@@ -96,7 +101,7 @@ def test_predict_prints_and_writes_the_table(model, tmp_path, capsys):
             "--output",
             str(out),
         )
-        assert code == 0 and "3 image(s)" in printed
+        assert code == 0 and "3 face(s) classified" in printed
     table = pd.read_csv(tmp_path / "predictions.csv")
     assert len(table) == 3 and table["probability"].between(0, 1).all()
     records = json.loads((tmp_path / "predictions.json").read_text())
@@ -113,7 +118,7 @@ def test_predict_takes_a_folder_and_skips_a_bad_file_by_name(model, tmp_path, ca
         capsys, "--tracking-uri", tracking, "predict", str(mixed), "--model", uri
     )
     assert code == 0 and "good.jpg" in printed
-    assert "skipped" in printed and "broken.jpg" in printed
+    assert "not classified" in printed and "broken.jpg" in printed
 
 
 def test_evaluate_scores_a_labelled_folder_over_the_emotions_it_holds(model, tmp_path, capsys):
@@ -135,7 +140,7 @@ def test_evaluate_scores_a_labelled_folder_over_the_emotions_it_holds(model, tmp
         "--log",
     )
     assert code == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())["original"]
     assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "balanced_accuracy"}
     assert (out / "confusion.png").stat().st_size > 0
     report = pd.read_csv(out / "report.csv", index_col=0)
@@ -212,10 +217,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def post(port: int, images: list[bytes]) -> tuple[int, bytes]:
+def post(port: int, images: list[bytes], **params) -> tuple[int, bytes]:
     """POST images to the model server; the HTTP status and the body, errors included."""
     rows = [[base64.b64encode(image).decode()] for image in images]
-    body = {"dataframe_split": {"columns": ["image"], "data": rows}}
+    body = {"dataframe_split": {"columns": ["image"], "data": rows}, "params": params}
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/invocations",
         data=json.dumps(body).encode(),
@@ -268,13 +273,132 @@ def test_fersweep_serve_answers_a_rest_request_with_an_image(model, tmp_path):
         assert answer["emotion"] in EMOTIONS
         assert sum(answer[f"p_{e}"] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
 
-        status, body = post(port, [image, b"not an image"])
+        status, body = post(port, [image, b"not an image"], whole_image=True)
         good, bad = strict_json(body)["predictions"]
-        assert status == 200 and good["emotion"] in EMOTIONS
+        assert status == 200 and good["emotion"] in EMOTIONS and good["face"] == 0
         assert bad["probability"] is None and "not an image" in bad["error"]
 
         status, body = post(port, [b"not an image", b""])
         assert status == 400 and "no" in strict_json(body)["message"]
+
+        odd = tmp_path / "odd"
+        expected = odd_pictures(odd)
+        status, body = post(port, [(odd / "huge.png").read_bytes()])
+        assert status == 400 and expected["huge.png"] in strict_json(body)["message"]
+        status, body = post(port, [(odd / "deep.png").read_bytes()])
+        (answer,) = strict_json(body)["predictions"]
+        assert status == 200 and answer["note"] == expected["deep.png"]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+# --- the face step at prediction ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def face_model(module_workspace):
+    """A tiny model trained with the face step (on synthetic pictures it finds no face and keeps
+    them whole, as it does for the data set's few misses); on real faces it cuts them out."""
+    folder, overrides = module_workspace
+    overrides = [*overrides, "face=haar", "run_name=with-face-step"]
+    cfg = compose_config(CONFIG_DIR, overrides)
+    result = train(cfg, overrides)
+    return f"runs:/{result.run_id}/classifier", cfg.tracking.tracking_uri
+
+
+def test_a_picture_without_a_face_is_one_clear_line_or_classified_whole_on_request(
+    face_model, tmp_path, capsys
+):
+    uri, tracking = face_model
+    picture = tmp_path / "wall.png"
+    cv2.imwrite(str(picture), np.full((120, 160), 128, np.uint8))
+    args = ["--tracking-uri", tracking, "predict", str(picture), "--model", uri]
+    code, printed, error = run_cli(capsys, *args)
+    assert code == 2 and "wall.png: no face found" in error and "Traceback" not in error
+    code, printed, _ = run_cli(capsys, *args, "--whole-image")
+    assert code == 0 and "1 face(s) classified" in printed
+    assert "wall.png: no face found: whole picture kept" in " ".join(printed.split())
+
+
+@pytest.mark.skipif(not (REAL_DATA / "images").is_dir(), reason=f"no real data at {REAL_DATA}")
+def test_a_photo_of_two_people_gets_a_row_and_a_drawn_box_per_face(face_model, tmp_path, capsys):
+    uri, tracking = face_model
+    photo = tmp_path / "two.jpg"
+    data, placed = two_people_photo()
+    photo.write_bytes(data)
+    wall = tmp_path / "wall.png"
+    cv2.imwrite(str(wall), np.full((120, 160), 128, np.uint8))
+    table, drawn = tmp_path / "faces.csv", tmp_path / "drawn"
+    code, printed, _ = run_cli(
+        capsys, "--tracking-uri", tracking, "predict", str(photo), str(wall), "--model", uri,
+        "--output", str(table), "--annotate", str(drawn),
+    )  # fmt: skip
+    assert code == 0 and "2 face(s) classified" in printed
+    assert "wall.png: no face found" in " ".join(printed.split())
+    rows = pd.read_csv(table, keep_default_na=False)
+    faces = rows[rows["file"] == str(photo)]
+    assert faces["face"].tolist() == [0, 1] and (faces["error"] == "").all()
+    assert faces["emotion"].isin(EMOTIONS).all()
+    centres = list(zip(faces["x"] + faces["width"] / 2, faces["y"] + faces["height"] / 2))
+    for x, y in placed:
+        assert any(abs(x - cx) < 25 and abs(y - cy) < 25 for cx, cy in centres)
+    (wall_row,) = rows[rows["file"] == str(wall)].itertuples()
+    assert "no face found" in wall_row.error
+    assert sorted(p.name for p in drawn.iterdir()) == ["two.jpg", "wall.jpg"]
+    annotated = cv2.imread(str(drawn / "two.jpg"))
+    original = cv2.imread(str(photo))
+    assert annotated.shape == original.shape
+    assert np.abs(annotated.astype(int) - original).max() > 100  # boxes and labels drawn
+
+
+def odd_pictures(folder: Path) -> dict[str, str]:
+    """Pictures as people have them, each with the note or error it must give."""
+    folder.mkdir()
+    face = synthetic_face(5, np.random.default_rng(2), size=64)
+    cv2.imwrite(str(folder / "deep.png"), face.astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / "cut.png"), np.dstack([face, face, face, np.full_like(face, 200)]))
+    Image.fromarray(face).convert("CMYK").save(folder / "print.jpg")
+    frames = [Image.fromarray(face), Image.fromarray(255 - face)]
+    frames[0].save(folder / "wave.gif", save_all=True, append_images=frames[1:])
+    Image.new("L", (9000, 9000)).save(folder / "huge.png")
+    return {
+        "deep.png": "16-bit: scaled to 8 bits",
+        "cut.png": "transparency: composited on black",
+        "print.jpg": "CMYK: converted to RGB",
+        "wave.gif": "animated GIF with 2 frames: the first used",
+        "huge.png": "9000x9000 pixels exceeds data.preprocess.max_pixels",
+    }
+
+
+def test_odd_pictures_each_get_one_clear_line(model, tmp_path, capsys):
+    uri, tracking, _ = model
+    expected = odd_pictures(tmp_path / "odd")
+    out = tmp_path / "odd.csv"
+    code, printed, _ = run_cli(
+        capsys, "--tracking-uri", tracking, "predict", *(str(tmp_path / "odd" / f) for f in expected),
+        "--model", uri, "--output", str(out),
+    )  # fmt: skip
+    assert code == 0 and "4 face(s) classified" in printed
+    rows = pd.read_csv(out, keep_default_na=False).set_index(
+        pd.read_csv(out)["file"].map(lambda f: Path(f).name)
+    )
+    for name, message in expected.items():
+        assert message in rows.loc[name, "note"] + rows.loc[name, "error"], name
+        assert message in " ".join(printed.split()), name  # and on the screen
+    assert rows.loc["huge.png", "emotion"] == ""
+
+
+def test_evaluate_reframe_scores_the_same_images_reframed_side_by_side(model, tmp_path, capsys):
+    uri, tracking, _ = model
+    folder = labelled_folder(tmp_path / "mine", {"Happiness": 4, "sadness": 4})
+    out = tmp_path / "report"
+    code, printed, _ = run_cli(
+        capsys, "--config-dir", str(CONFIG_DIR), "--tracking-uri", tracking, "evaluate",
+        str(folder), "--model", uri, "--output-dir", str(out), "--reframe",
+    )  # fmt: skip
+    assert code == 0 and "framing check" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"original", "reframed"}
+    assert set(metrics["reframed"]) == set(metrics["original"])
+    assert (out / "report_reframed.txt").read_text().strip()

@@ -11,9 +11,8 @@ from fersweep.config import build
 from fersweep.data.cache import load_images
 from fersweep.data.legend import read_legend
 from fersweep.data.preprocess import FACE, Preprocessor
-from fersweep.reframe import background
 from fersweep.train import train
-from tests.conftest import REAL_DATA
+from tests.conftest import REAL_DATA, two_people_photo
 
 pytestmark = pytest.mark.skipif(
     not (REAL_DATA / "legend.csv").is_file(), reason=f"no real data set at {REAL_DATA}"
@@ -61,7 +60,9 @@ def real_face_step(compose) -> Preprocessor:
 def test_the_face_step_decodes_real_images_on_two_threads_as_on_one(tmp_path, compose):
     """The face crop once crashed here: two decode threads shared one Haar cascade."""
     records, _ = read_legend(REAL_DATA / "legend.csv", REAL_DATA / "images")
-    load = partial(load_images, records[:300], REAL_DATA / "images", real_face_step(compose), None, "real")
+    load = partial(
+        load_images, records[:300], REAL_DATA / "images", real_face_step(compose), None, "real"
+    )
     two, report_two = load(workers=2)
     one, report_one = load(workers=1)
     assert len(two.records) == len(one.records) >= 290
@@ -96,16 +97,3 @@ def test_two_real_faces_in_one_photo_are_both_found_where_they_are(compose):
     for face in faces:
         x, y = face.box.centre
         assert any(abs(x - px) < 25 and abs(y - py) < 25 for px, py in placed)
-
-
-def two_people_photo() -> tuple[bytes, list[tuple[float, float]]]:
-    """Two of the data set's faces side by side on a textured background, as a JPEG; and
-    where their centres are."""
-    rng = np.random.default_rng(0)
-    canvas = background(420, 760, colour=True, rng=rng)
-    placed = []
-    for file, left in (("Aaron_Eckhart_0001.jpg", 40), ("Aaron_Guiel_0001.jpg", 400)):
-        face = cv2.imread(str(REAL_DATA / "images" / file))
-        canvas[40 : 40 + face.shape[0], left : left + face.shape[1]] = face
-        placed.append((left + face.shape[1] / 2, 40 + face.shape[0] / 2))
-    return cv2.imencode(".jpg", canvas)[1].tobytes(), placed

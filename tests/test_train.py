@@ -86,7 +86,9 @@ def test_the_logged_models_load_the_network_and_the_raw_image_classifier(finishe
     net = mlflow.pytorch.load_model(network)
     assert net(torch.zeros(3, 1, 32, 32, dtype=torch.uint8)).shape == (3, 8)
     classifier = mlflow.pyfunc.load_model(by_name["classifier"].model_uri)
-    assert classifier.metadata.get_input_schema().input_names() == ["image"]
+    inputs = classifier.metadata.get_input_schema()
+    assert inputs.input_names() == ["image", "name"] and inputs.required_input_names() == ["image"]
+    assert classifier.metadata.get_params_schema().to_dict()[0]["name"] == "whole_image"
 
 
 def test_class_weights_reach_the_loss_as_inverse_frequencies_of_the_training_split(
@@ -137,3 +139,29 @@ def test_no_validation_split_while_callbacks_monitor_it_is_refused_at_start(
     cfg = compose(*tiny_run_overrides, "data.split.val_fraction=0")
     with pytest.raises(ConfigError, match="data.split.val_fraction=0"):
         train(cfg)
+
+
+def test_the_framing_check_scores_the_test_images_reframed_beside_the_originals(
+    compose, tiny_dataset
+):
+    cfg = compose(*tiny_overrides(tiny_dataset), "reframe=default", "face=haar")
+    result = train(cfg)
+    assert np.array_equal(result.reframed.truth, result.truth) and result.face_step
+    assert 0 <= result.metrics["test_reframed/macro_f1"] <= 1
+    client = mlflow.MlflowClient(cfg.tracking.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.data.metrics["test_reframed/macro_f1"] == pytest.approx(
+        result.metrics["test_reframed/macro_f1"]
+    )
+    paths = set(artifact_paths(client, result.run_id))
+    assert {"evaluation/test_reframed_report.csv", "evaluation/test_reframed_samples.png"} <= paths
+    # What the face step did to every image is in the data report and the split table.
+    assert run.data.metrics["data/face_step/no_face_found"] == run.data.metrics["data/images_used"]
+    split = client.download_artifacts(result.run_id, "data/split.csv")
+    assert {"face_step", "face_x", "face_width"} <= set(open(split).readline().strip().split(","))
+
+
+def test_the_framing_check_refuses_the_seed_protocols_augmented_test_split(compose, tiny_dataset):
+    cfg = compose(*tiny_overrides(tiny_dataset), "reframe=default", "experiment=seed_balanced")
+    with pytest.raises(ConfigError, match="reframe: the framing check reframes original test"):
+        build(cfg.data)

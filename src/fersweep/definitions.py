@@ -166,7 +166,9 @@ class ComparisonDefinition:
 
     def __post_init__(self) -> None:
         if self.framing.arms and self.framing.reframe is None:
-            raise ConfigError("compare.framing.arms needs compare.framing.reframe (a conf/reframe option)")
+            raise ConfigError(
+                "compare.framing.arms needs compare.framing.reframe (a conf/reframe option)"
+            )
         clash = set(self.framing.arms) & set(self.arms)
         if clash:
             raise ConfigError(f"compare.framing.arms reuses the arm name(s) {sorted(clash)}")

@@ -192,7 +192,9 @@ class EmotionClassifier(pl.LightningModule):
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch
         probabilities = torch.softmax(self(images).float(), dim=1)
-        self._test_batches.setdefault(dataloader_idx, []).append((labels.cpu(), probabilities.cpu()))
+        self._test_batches.setdefault(dataloader_idx, []).append(
+            (labels.cpu(), probabilities.cpu())
+        )
 
     def on_test_epoch_end(self) -> None:
         outputs = {}

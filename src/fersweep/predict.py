@@ -18,7 +18,7 @@ from fersweep.data.legend import IMAGE_SUFFIXES, DataReport, Record
 from fersweep.errors import DataError, ImageError
 from fersweep.metrics import Evaluation, evaluate
 from fersweep.reframe import Reframing
-from fersweep.serving import BOX_COLUMNS, IMAGE_COLUMN, NoUsableImage
+from fersweep.serving import BOX_COLUMNS, IMAGE_COLUMN, NAME_COLUMN, NoUsableImage
 
 log = logging.getLogger(__name__)
 MAX_PIXELS = 400_000_000  # annotating only redraws pictures the model already accepted
@@ -86,7 +86,7 @@ def predict_pictures(
 ) -> Predictions:
     """`predict_files` for encoded pictures with names; `unreadable`: (name, why) to report."""
     names = [name for name, _ in pictures]
-    frame = pd.DataFrame({IMAGE_COLUMN: [data for _, data in pictures]})
+    frame = pd.DataFrame({IMAGE_COLUMN: [data for _, data in pictures], NAME_COLUMN: names})
     try:
         table = model.predict(frame, params={"whole_image": whole_image})
     except NoUsableImage as error:
@@ -132,7 +132,14 @@ def draw_face(picture: np.ndarray, row: pd.Series) -> None:
     else:
         colour, label, origin = (0, 0, 255), "no face found", (round(10 * scale), round(30 * scale))
     cv2.putText(
-        picture, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, colour, thickness, cv2.LINE_AA
+        picture,
+        label,
+        origin,
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.8 * scale,
+        colour,
+        thickness,
+        cv2.LINE_AA,
     )
 
 

@@ -41,7 +41,9 @@ class Reframing:
         object.__setattr__(self, "aspect", tuple(self.aspect))
         low, high = self.face_fraction
         if not 0 < low <= high <= 1:
-            raise ConfigError(f"reframe.face_fraction={list(self.face_fraction)}: need 0 < low <= high <= 1")
+            raise ConfigError(
+                f"reframe.face_fraction={list(self.face_fraction)}: need 0 < low <= high <= 1"
+            )
         if not 0 < self.aspect[0] <= self.aspect[1]:
             raise ConfigError(f"reframe.aspect={list(self.aspect)}: need 0 < low <= high")
         if not 0 <= self.colour_fraction <= 1:
@@ -67,10 +69,11 @@ class Reframing:
         canvas[top : top + height, left : left + width] = face
         return canvas
 
-
     def encoded(self, image: np.ndarray, name: str) -> bytes:
         """The reframed picture as a JPEG file's bytes, as a camera or phone would save it."""
-        ok, data = cv2.imencode(".jpg", self.apply(image, name), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        ok, data = cv2.imencode(
+            ".jpg", self.apply(image, name), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
         if not ok:
             raise ImageError(f"{name}: OpenCV could not encode its reframed picture")
         return data.tobytes()
@@ -94,7 +97,9 @@ def background(height: int, width: int, colour: bool, rng: np.random.Generator) 
         phase = (np.cos(angle) * cols + np.sin(angle) * rows) * 2 * np.pi / period
         texture = np.sin(phase) * 40
     else:  # fine noise, as foliage or fabric
-        texture = cv2.GaussianBlur(rng.normal(0, 50, (height, width)).astype(np.float32), (0, 0), 1.2)
+        texture = cv2.GaussianBlur(
+            rng.normal(0, 50, (height, width)).astype(np.float32), (0, 0), 1.2
+        )
     grey = rng.uniform(60, 190) + gradient + texture
     if not colour:
         return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)

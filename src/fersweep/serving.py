@@ -24,6 +24,7 @@ from fersweep.data.preprocess import FACE, WHOLE, Prepared, Preprocessor
 from fersweep.errors import DataError, ImageError
 
 IMAGE_COLUMN = "image"
+NAME_COLUMN = "name"  # optional: what to call each row in messages (default "row <n>")
 BOX_COLUMNS = ["x", "y", "width", "height"]
 PROBABILITY_COLUMNS = [f"p_{emotion}" for emotion in EMOTIONS]
 PARAMS = {"whole_image": False}  # the classifier's parameters and their defaults
@@ -40,7 +41,8 @@ class NoUsableImage(MlflowException, DataError):
 
 
 class EmotionClassifierModel(mlflow.pyfunc.PythonModel):
-    """Input: a DataFrame with an `image` column of encoded image bytes (or base64 text).
+    """Input: a DataFrame with an `image` column of encoded image bytes (or base64 text) and,
+    optionally, a `name` column naming each picture in messages.
     Output: one row per face (per image when the model has no face step): the input row
     (`image`), the face's number and box, the emotion, its probability, all eight
     probabilities, a `note` on what was done to the picture, and an `error` ("" when fine).
@@ -56,9 +58,10 @@ class EmotionClassifierModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         whole_image = bool({**PARAMS, **(params or {})}["whole_image"])
+        names = _names(model_input)
         rows: list[tuple[int, int, Prepared]] = []
         for row, value in enumerate(model_input[IMAGE_COLUMN]):
-            for number, face in enumerate(self._faces(value, row, whole_image)):
+            for number, face in enumerate(self._faces(value, names[row], whole_image)):
                 rows.append((row, number, face))
         usable = [i for i, (_, _, face) in enumerate(rows) if face.array is not None]
         if not usable:
@@ -78,17 +81,23 @@ class EmotionClassifierModel(mlflow.pyfunc.PythonModel):
                 batches.append(torch.softmax(self.net(chunk.contiguous()).float(), dim=1).numpy())
         return np.concatenate(batches)
 
-    def _faces(self, value: Any, row: int, whole_image: bool) -> list[Prepared]:
-        name = f"row {row}"
+    def _faces(self, value: Any, name: str, whole_image: bool) -> list[Prepared]:
         try:
             if isinstance(value, str):
                 value = base64.b64decode(value)
             if not isinstance(value, bytes | bytearray):
-                raise ImageError(f"{name}: expected encoded image bytes, got {type(value).__name__}")
+                raise ImageError(
+                    f"{name}: expected encoded image bytes, got {type(value).__name__}"
+                )
             decoded = self.preprocessor.decode(bytes(value), name)
             return self.preprocessor.faces(decoded, name, whole_image)
         except (ImageError, ValueError) as error:
             return [Prepared(None, Box(0, 0, 0, 0), "not used", error=str(error))]
+
+
+def _names(model_input: pd.DataFrame) -> list[str]:
+    given = model_input[NAME_COLUMN] if NAME_COLUMN in model_input else [None] * len(model_input)
+    return [str(name) if name else f"row {row}" for row, name in enumerate(given)]
 
 
 def face_table(rows: list[tuple[int, int, Prepared]], probabilities: np.ndarray) -> pd.DataFrame:

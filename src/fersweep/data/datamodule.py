@@ -314,8 +314,18 @@ class EmotionDataModule(pl.LightningDataModule):
         if self.reframe is None:
             return loader
         index = self.indices(self.evaluate_on)
-        reframed = EmotionImages(self.reframed_images(index), self.image_set.labels[index], np.arange(len(index)))
+        self.reframed = self.reframed_images(index)
+        reframed = EmotionImages(self.reframed, self.image_set.labels[index], np.arange(len(index)))
         return [loader, self._loader(reframed, shuffle=False)]
+
+    def reframed_samples(self, per_emotion: int) -> dict[str, list[np.ndarray]]:
+        """Per emotion, the first reframed test images as the network saw them."""
+        labels = self.image_set.labels[self.indices(self.evaluate_on)]
+        return {
+            emotion: list(self.reframed[np.flatnonzero(labels == label)[:per_emotion]])
+            for label, emotion in enumerate(EMOTIONS)
+            if (labels == label).any()
+        }
 
     def reframed_images(self, index: np.ndarray) -> np.ndarray:
         """The images at `index`, reframed (fersweep.reframe) and preprocessed as training
@@ -324,14 +334,22 @@ class EmotionDataModule(pl.LightningDataModule):
         path = None
         if self.cache_dir:
             files = np.array([r.file for r in records])
-            key = content_key(files, self.preprocessor.settings(), asdict(self.reframe), {"fingerprint": self.fingerprint})
+            key = content_key(
+                files,
+                self.preprocessor.settings(),
+                asdict(self.reframe),
+                {"fingerprint": self.fingerprint},
+            )
             path = Path(self.cache_dir) / f"reframed-{key}.npy"
         return cached_array(path, lambda: self._reframe(records))
 
     def _reframe(self, records: list[Record]) -> np.ndarray:
         def one(record: Record) -> np.ndarray:
             decoded = decode_bytes(
-                read_file(self.images_dir / record.file), record.file, self.preprocessor.max_pixels, colour=True
+                read_file(self.images_dir / record.file),
+                record.file,
+                self.preprocessor.max_pixels,
+                colour=True,
             )
             picture = self.reframe.encoded(decoded.image, record.file)
             return self.preprocessor.load_bytes(picture, f"{record.file} (reframed)").array

@@ -220,7 +220,10 @@ def as_config(value: Any) -> Any:
     """A dataclass as the Hydra config that rebuilds it (`_target_` and its fields, nested)."""
     if is_dataclass(value) and not isinstance(value, type):
         target = f"{type(value).__module__}.{type(value).__qualname__}"
-        return {"_target_": target, **{f.name: as_config(getattr(value, f.name)) for f in fields(value)}}
+        return {
+            "_target_": target,
+            **{f.name: as_config(getattr(value, f.name)) for f in fields(value)},
+        }
     return value
 
 

@@ -7,6 +7,7 @@ workers of a sweep are never any process's active run).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow.models import infer_signature
+from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from fersweep.data.preprocess import FACE_STEPS
@@ -148,7 +150,7 @@ def log_model(
     `classifier`, a pyfunc taking raw image bytes that preprocesses them as training did."""
     from fersweep.data.face import Box
     from fersweep.data.preprocess import FACE, Prepared
-    from fersweep.serving import PARAMS, face_table
+    from fersweep.serving import IMAGE_COLUMN, NAME_COLUMN, PARAMS, face_table
 
     net = net.cpu().eval()
     with torch.no_grad():
@@ -168,8 +170,15 @@ def log_model(
         input_example=example,
         pip_requirements=requirements,
     )
-    image_frame = pd.DataFrame({"image": [example_image]})
+    image_frame = pd.DataFrame({IMAGE_COLUMN: [example_image]})
     probabilities = torch.softmax(torch.from_numpy(output[:1]), dim=1).numpy()
+    example_output = face_table([(0, 0, Prepared(None, Box(0, 0, 1, 1), FACE))], probabilities)
+    with warnings.catch_warnings():  # the box columns are integers, with null where no face
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+        signature = infer_signature(image_frame, example_output, params=PARAMS)
+    signature.inputs = Schema(
+        [ColSpec("binary", IMAGE_COLUMN), ColSpec("string", NAME_COLUMN, required=False)]
+    )
     package = Path(__file__).resolve().parents[1]
     mlflow.pyfunc.log_model(
         name=CLASSIFIER_NAME,
@@ -177,12 +186,8 @@ def log_model(
         artifacts={"network": network.model_uri},
         model_config={"preprocess": dict(preprocess), "batch_size": 256},
         code_paths=[str(package)],
-        signature=infer_signature(
-            image_frame,
-            face_table([(0, 0, Prepared(None, Box(0, 0, 1, 1), FACE))], probabilities),
-            params=PARAMS,
-        ),
-        input_example=image_frame,
+        signature=signature,
+        input_example=(image_frame, {"whole_image": True}),  # answers even without a face
         pip_requirements=requirements,
     )
 

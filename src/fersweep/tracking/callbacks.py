@@ -74,6 +74,12 @@ class RecordEvaluation(pl.Callback):
             reframed = pl_module.reframed_outputs.evaluation
             show_evaluation(reframed, f"{self.split} split, reframed (framing check)")
             artifacts.log_evaluation(reframed, f"{self.split}_reframed")
+            grid = sample_grid_figure(
+                trainer.datamodule.reframed_samples(6),
+                6,
+                "reframed test images, as the model saw them",
+            )
+            artifacts.log_figure(grid, f"evaluation/{self.split}_reframed_samples.png")
 
 
 class RecordModels(pl.Callback):

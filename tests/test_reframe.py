@@ -1,0 +1,76 @@
+"""The framing check's pictures: a face image placed into a larger picture, the same way every
+time for the same image, within the configured share, background and colour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fersweep.errors import ConfigError
+from fersweep.reframe import Reframing
+
+
+def reframing(**changes) -> Reframing:
+    settings = dict(seed=0, face_fraction=(0.3, 1.0), aspect=(0.75, 1.5), colour_fraction=0.5)
+    return Reframing(**{**settings, **changes})
+
+
+def face_image() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    return rng.integers(0, 256, (60, 50), dtype=np.uint8)  # noise: found again only where put
+
+
+def where(picture: np.ndarray, face: np.ndarray) -> tuple[int, int]:
+    """Where the face lies, unchanged, in a grey picture (its top-left corner)."""
+    grey = picture[:, :, 0]
+    for top in range(grey.shape[0] - face.shape[0] + 1):
+        for left in np.flatnonzero(grey[top, : grey.shape[1] - face.shape[1] + 1] == face[0, 0]):
+            window = grey[top : top + face.shape[0], left : left + face.shape[1]]
+            if np.array_equal(window, face):
+                return top, int(left)
+    raise AssertionError("the face is not in the picture")
+
+
+def test_the_same_image_is_reframed_the_same_way_every_time_and_another_seed_differs():
+    face = face_image()
+    first = reframing().apply(face, "a.jpg")
+    assert np.array_equal(first, reframing().apply(face, "a.jpg"))
+    assert not np.array_equal(first, reframing(seed=1).apply(face, "a.jpg"))
+
+
+def test_the_face_keeps_its_pixels_and_takes_the_configured_share_of_the_height():
+    face = face_image()
+    grey = reframing(colour_fraction=0.0, face_fraction=(0.4, 0.5))
+    shares, places = [], set()
+    for number in range(20):
+        picture = grey.apply(face, f"{number}.jpg")
+        assert picture.ndim == 3 and (picture[:, :, 0] == picture[:, :, 2]).all()  # grey
+        places.add(where(picture, face))
+        shares.append(face.shape[0] / picture.shape[0])
+    assert 0.39 <= min(shares) and max(shares) <= 0.51
+    assert len(places) > 10  # off-centre, somewhere new each time
+
+
+def test_colour_pictures_are_colour_and_their_background_is_textured():
+    picture = reframing(colour_fraction=1.0, face_fraction=(0.3, 0.3)).apply(face_image(), "c")
+    assert np.abs(picture[:, :, 0].astype(int) - picture[:, :, 2]).max() > 10
+    border = picture[:10].reshape(-1, 3)
+    assert border.std(axis=0).max() > 3  # not a flat colour
+
+
+def test_the_reframed_picture_is_a_jpeg_file():
+    assert reframing().encoded(face_image(), "x").startswith(b"\xff\xd8")
+
+
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"face_fraction": (0.0, 0.5)}, "reframe.face_fraction"),
+        ({"face_fraction": (0.8, 0.5)}, "reframe.face_fraction"),
+        ({"aspect": (2.0, 1.0)}, "reframe.aspect"),
+        ({"colour_fraction": 1.5}, "reframe.colour_fraction"),
+    ],
+)
+def test_bad_reframing_settings_fail_naming_the_key(changes, key):
+    with pytest.raises(ConfigError, match=key):
+        reframing(**changes)
