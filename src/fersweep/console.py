@@ -65,25 +65,26 @@ def show_evaluation(evaluation: Evaluation, title: str) -> None:
 
 
 def show_predictions(predictions: Predictions) -> None:
-    """One line per face: file, face number and box, emotion and the eight probabilities;
-    then one line per file or face that was not classified, saying why."""
+    """One line per face: file, face number and box, the emotion and the runner-up with their
+    probabilities (all eight go to --output); then a line per note, and one per file or face
+    that was not classified, saying why."""
     classified = predictions.classified
     view = Table(title=f"{len(classified)} face(s) classified")
     view.add_column("file", overflow="fold", min_width=12)
-    view.add_column("face")
-    view.add_column("box (x, y, w, h)")
+    view.add_column("face", justify="right")
+    view.add_column("box x,y w×h")
     view.add_column("emotion")
     view.add_column("p", justify="right")
-    for emotion in EMOTIONS:
-        view.add_column(emotion[:4], justify="right")
+    view.add_column("runner-up")
     for _, row in classified.iterrows():
+        first, second = row[[f"p_{e}" for e in EMOTIONS]].astype(float).nlargest(2).items()
         view.add_row(
             Path(row["file"]).name,
             str(row["face"]),
-            ", ".join(str(row[c]) for c in ("x", "y", "width", "height")),
+            f"{row['x']},{row['y']} {row['width']}×{row['height']}",
             row["emotion"],
-            f"{row['probability']:.3f}",
-            *(f"{row[f'p_{emotion}']:.2f}" for emotion in EMOTIONS),
+            f"{first[1]:.2f}",
+            f"{second[0].removeprefix('p_')} {second[1]:.2f}",
         )
     console.print(view)
     for _, row in classified[classified["note"] != ""].iterrows():

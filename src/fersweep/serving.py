@@ -31,12 +31,13 @@ PARAMS = {"whole_image": False}  # the classifier's parameters and their default
 
 
 class NoUsableImage(MlflowException, DataError):
-    """No row of a request is a usable image: the model server answers HTTP 400 with a JSON
+    """Nothing in a request can be classified (no usable picture, no face big enough): the
+    model server answers HTTP 400 with a JSON
     error (MLflow maps the error code), and `fersweep predict` one clear line (a DataError)."""
 
     def __init__(self, errors: list[str]) -> None:
         self.errors = errors
-        message = f"none of the {len(errors)} row(s) is a usable image: {'; '.join(errors)}"
+        message = f"nothing in the request could be classified: {'; '.join(errors)}"
         super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 
 
