@@ -402,3 +402,21 @@ def test_evaluate_reframe_scores_the_same_images_reframed_side_by_side(model, tm
     assert set(metrics) == {"original", "reframed"}
     assert set(metrics["reframed"]) == set(metrics["original"])
     assert (out / "report_reframed.txt").read_text().strip()
+
+
+def test_evaluate_names_each_odd_picture_and_what_was_done(model, tmp_path, capsys):
+    uri, tracking, _ = model
+    folder = labelled_folder(tmp_path / "mine", {"Happiness": 3, "sadness": 3})
+    expected = odd_pictures(tmp_path / "odd")
+    for name in expected:
+        (tmp_path / "odd" / name).rename(folder / "Happiness" / name)
+    code, printed, _ = run_cli(
+        capsys, "--config-dir", str(CONFIG_DIR), "--tracking-uri", tracking, "evaluate",
+        str(folder), "--model", uri, "--output-dir", str(tmp_path / "report"),
+    )  # fmt: skip
+    flat = " ".join(printed.split())
+    assert code == 0
+    for name, message in expected.items():
+        assert f"{name}: {message}" in flat, name
+    report = pd.read_csv(tmp_path / "report" / "report.csv", index_col=0)
+    assert report.loc["happiness", "support"] == 3 + 4  # the huge one is left out

@@ -120,8 +120,9 @@ def write_table(table, path: Path) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    from fersweep.console import show_data_report, show_evaluation, show_framing
+    from fersweep.console import show_data_report, show_evaluation, show_framing, show_notes
     from fersweep.data.folder import read_folder
+    from fersweep.data.preprocess import FACE_STEPS
     from fersweep.figures import confusion_figure
     from fersweep.predict import evaluate_folder
     from fersweep.tracking.runs import load_classifier
@@ -131,6 +132,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     uri = tracking_uri(args)
     model = load_classifier(args.model, uri)
     result = evaluate_folder(model, Path(args.folder), records, report, reframe)
+    show_notes(result.predictions, skip=FACE_STEPS)  # the face step's outcomes are counted
     show_data_report(result.report, {})
     title = f"{args.folder} ({', '.join(result.emotions_present)})"
     show_evaluation(result.evaluation, title)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,10 +87,19 @@ def show_predictions(predictions: Predictions) -> None:
             f"{second[0].removeprefix('p_')} {second[1]:.2f}",
         )
     console.print(view)
-    for _, row in classified[classified["note"] != ""].iterrows():
-        console.print(f"[cyan]{row['file']}: {row['note']}[/cyan]")
-    for _, why in predictions.problems:
-        console.print(f"[yellow]not classified: {why}[/yellow]")
+    show_notes(predictions)
+
+
+def show_notes(predictions: Predictions, skip: Collection[str] = ()) -> None:
+    """A line per picture that was converted (16-bit, CMYK, ...) and per picture or face that
+    was not classified, naming the file; notes listed in `skip` are left out."""
+    classified = predictions.classified
+    for file, note in zip(classified["file"], classified["note"]):
+        shown = [part for part in note.split("; ") if part and part not in skip]
+        if shown:
+            console.print(f"[cyan]{file}: {'; '.join(shown)}[/cyan]", soft_wrap=True)
+    for _, why in predictions.problems:  # soft wrap: a path stays whole, to copy and paste
+        console.print(f"[yellow]not classified: {why}[/yellow]", soft_wrap=True)
 
 
 def show_framing(original: Evaluation, reframed: Evaluation) -> None:

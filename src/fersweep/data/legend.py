@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from fersweep import EMOTIONS
 from fersweep.errors import DataError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 LEGEND_COLUMNS = ("image", "emotion")
 _TRAILING_NUMBER = re.compile(r"[_-]?\d+[a-z]?$", re.IGNORECASE)
 MAX_EXAMPLES = 10
