@@ -130,8 +130,26 @@ def test_faces_found_on_a_downscaled_copy_are_mapped_back_to_the_full_picture(mo
             return np.array([[10, 20, 30, 40]])
 
     monkeypatch.setattr(face_module, "cascade", lambda name: OneFace())
-    detector = HaarCascade(FRONTAL, detect_side=100, scale_factor=1.1, min_neighbors=5)
+    detector = HaarCascade(
+        FRONTAL, detect_side=100, scale_factor=1.1, min_neighbors=5, retry_side=None
+    )
     assert detector.detect(np.zeros((300, 400), np.uint8)) == [Box(40, 80, 120, 160)]
+
+
+def test_where_no_face_is_found_a_second_look_on_a_larger_copy_finds_smaller_ones(monkeypatch):
+    looked_at = []
+
+    class FaceOnlyUpClose:
+        def detectMultiScale(self, grey, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+            looked_at.append(max(grey.shape))
+            return np.array([[10, 10, 30, 30]]) if max(grey.shape) == 250 else ()
+
+    monkeypatch.setattr(face_module, "cascade", lambda name: FaceOnlyUpClose())
+    detector = HaarCascade(FRONTAL, 100, 1.1, 5, retry_side=250)
+    assert detector.detect(np.zeros((500, 400), np.uint8)) == [Box(20, 20, 60, 60)]
+    assert looked_at == [100, 250]
+    with pytest.raises(ConfigError, match="retry_side=100: must be above detect_side"):
+        HaarCascade(FRONTAL, 128, 1.1, 5, retry_side=100)
 
 
 def test_each_thread_gets_its_own_cascade():
@@ -156,9 +174,12 @@ def test_each_thread_gets_its_own_cascade():
         (lambda: step(margin=0.1), "data.preprocess.face.margin=0.1"),
         (lambda: step(min_size=0), "data.preprocess.face.min_size=0"),
         (lambda: step(max_faces=0), "data.preprocess.face.max_faces=0"),
-        (lambda: HaarCascade(FRONTAL, 10, 1.1, 5), "data.preprocess.face.detector.detect_side=10"),
-        (lambda: HaarCascade(FRONTAL, 128, 1.0, 5), "detector.scale_factor=1.0"),
-        (lambda: HaarCascade("nope.xml", 128, 1.1, 5), "no OpenCV Haar cascade nope.xml"),
+        (
+            lambda: HaarCascade(FRONTAL, 10, 1.1, 5, None),
+            "data.preprocess.face.detector.detect_side=10",
+        ),
+        (lambda: HaarCascade(FRONTAL, 128, 1.0, 5, None), "detector.scale_factor=1.0"),
+        (lambda: HaarCascade("nope.xml", 128, 1.1, 5, None), "no OpenCV Haar cascade nope.xml"),
         (lambda: EyeLeveller("haarcascade_eye.xml", 120, 96), "level.max_angle=120"),
     ],
 )

@@ -96,7 +96,7 @@ def test_an_opencv_failure_in_one_image_is_that_images_error(tmp_path):
 
 def test_the_settings_rebuild_the_same_preprocessor_face_step_included():
     face = FaceStep(
-        HaarCascade("haarcascade_frontalface_default.xml", 128, 1.1, 5),
+        HaarCascade("haarcascade_frontalface_default.xml", 128, 1.1, 5, 256),
         margin=1.2,
         min_size=24,
         max_faces=3,

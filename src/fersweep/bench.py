@@ -116,7 +116,7 @@ def face_box_agreement(cfg, images: int) -> dict[str, float]:
     datamodule = build(cfg.data)
     datamodule.setup()  # from the cache bench_preprocessing filled
     small = datamodule.preprocessor.face.detector
-    full = dataclasses.replace(small, detect_side=100_000)
+    full = dataclasses.replace(small, detect_side=100_000, retry_side=None)
     found = {"full": 0, "downscaled": 0}
     overlaps, framing = [], []
     records = datamodule.image_set.records[:images]

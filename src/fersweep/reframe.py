@@ -54,6 +54,10 @@ class Reframing:
 
     def apply(self, image: np.ndarray, name: str) -> np.ndarray:
         """`image` (grey or BGR uint8) placed into a larger BGR picture; the same for a name."""
+        return self.place(image, name)[0]
+
+    def place(self, image: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int]]:
+        """The reframed picture, and where the image's top-left corner went in it (x, y)."""
         rng = self.rng(name)
         face = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         colour = rng.random() < self.colour_fraction
@@ -67,7 +71,7 @@ class Reframing:
         top = rng.integers(0, canvas_h - height + 1)
         left = rng.integers(0, canvas_w - width + 1)
         canvas[top : top + height, left : left + width] = face
-        return canvas
+        return canvas, (int(left), int(top))
 
     def encoded(self, image: np.ndarray, name: str) -> bytes:
         """The reframed picture as a JPEG file's bytes, as a camera or phone would save it."""

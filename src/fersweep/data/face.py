@@ -82,12 +82,15 @@ def _downscaled(grey: np.ndarray, longest: int) -> tuple[np.ndarray, float]:
 class HaarCascade:
     """OpenCV's bundled Haar cascade. Faces are looked for on a copy at most `detect_side`
     pixels on its longer side (the cascade's cost grows with the pixel count), and the boxes
-    are mapped back; so the smallest face found is about 24/`detect_side` of the picture."""
+    are mapped back; so the smallest face found is about 24/`detect_side` of the picture.
+    Where none is found, a second look on a copy up to `retry_side` finds smaller ones (the
+    data set's tight faces are found on the first; a face in a larger picture may need it)."""
 
     cascade: str
     detect_side: int
     scale_factor: float
     min_neighbors: int
+    retry_side: int | None
 
     def __post_init__(self) -> None:
         where = "data.preprocess.face.detector"
@@ -97,10 +100,21 @@ class HaarCascade:
             raise ConfigError(f"{where}.scale_factor={self.scale_factor}: must be above 1")
         if self.min_neighbors < 0:
             raise ConfigError(f"{where}.min_neighbors={self.min_neighbors}: must be 0 or more")
+        if self.retry_side is not None and self.retry_side <= self.detect_side:
+            raise ConfigError(
+                f"{where}.retry_side={self.retry_side}: must be above detect_side "
+                f"({self.detect_side}), or null for no second look"
+            )
         cascade(self.cascade)  # a missing cascade file fails here, before any image is read
 
     def detect(self, grey: np.ndarray) -> list[Box]:
-        small, scale = _downscaled(grey, self.detect_side)
+        boxes = self._detect(grey, self.detect_side)
+        if not boxes and self.retry_side and max(grey.shape) > self.detect_side:
+            boxes = self._detect(grey, self.retry_side)
+        return boxes
+
+    def _detect(self, grey: np.ndarray, side: int) -> list[Box]:
+        small, scale = _downscaled(grey, side)
         found = cascade(self.cascade).detectMultiScale(
             small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors
         )

@@ -80,7 +80,11 @@ class Preprocessor:
         face = None
         if old.pop("face_crop", False):
             detector = HaarCascade(
-                "haarcascade_frontalface_default.xml", old.get("face_detect_side", 128), 1.1, 5
+                "haarcascade_frontalface_default.xml",
+                old.get("face_detect_side", 128),
+                1.1,
+                5,
+                None,
             )
             face = FaceStep(detector, margin=1.0, min_size=1, max_faces=10)
         old.pop("face_detect_side", None)
