@@ -21,7 +21,7 @@ from fersweep.reframe import Reframing
 from fersweep.serving import BOX_COLUMNS, IMAGE_COLUMN, NAME_COLUMN, NoUsableImage
 
 log = logging.getLogger(__name__)
-MAX_PIXELS = 400_000_000  # annotating only redraws pictures the model already accepted
+MAX_PIXELS = 400_000_000  # annotating and reframing only redraw pictures the model accepted
 
 
 class Classifier(Protocol):
@@ -165,12 +165,14 @@ def evaluate_folder(
     labels = {str(root / r.file): r.label for r in records}
     predictions = predict_files(model, [root / r.file for r in records], whole_image=True)
     scored = _largest_faces(predictions, report)
-    truth = np.array([labels[f] for f in scored["file"]])
-    present = sorted(set(truth.tolist()))
+    present = sorted({labels[file] for file in scored["file"]})
     evaluation = _evaluate(scored, labels, present)
     reframed = None
     if reframe is not None:
-        pictures = [(file, _reframed(file, reframe)) for file in scored["file"]]
+        pictures = [
+            (file, reframe.reframed_file(Path(file).read_bytes(), Path(file).name, MAX_PIXELS))
+            for file in scored["file"]
+        ]
         again = predict_pictures(model, pictures, whole_image=True)
         reframed = _evaluate(_largest_faces(again, DataReport()), labels, present)
     emotions = [EMOTIONS[i] for i in present]
@@ -192,8 +194,3 @@ def _evaluate(scored: pd.DataFrame, labels: dict[str, int], present: list[int]) 
     truth = np.array([labels[f] for f in scored["file"]])
     predicted = np.array([EMOTIONS.index(e) for e in scored["emotion"]])
     return evaluate(truth, predicted, average_over=present)
-
-
-def _reframed(file: str, reframe: Reframing) -> bytes:
-    picture = decode_bytes(Path(file).read_bytes(), file, MAX_PIXELS, colour=True).image
-    return reframe.encoded(picture, Path(file).name)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fersweep.data.decode import decode_bytes
 from fersweep.errors import ConfigError, ImageError
 
 JPEG_QUALITY = 92
@@ -72,6 +73,10 @@ class Reframing:
         left = rng.integers(0, canvas_w - width + 1)
         canvas[top : top + height, left : left + width] = face
         return canvas, (int(left), int(top))
+
+    def reframed_file(self, data: bytes, name: str, max_pixels: int) -> bytes:
+        """An image file's bytes reframed: decoded in colour, placed, saved as JPEG."""
+        return self.encoded(decode_bytes(data, name, max_pixels, colour=True).image, name)
 
     def encoded(self, image: np.ndarray, name: str) -> bytes:
         """The reframed picture as a JPEG file's bytes, as a camera or phone would save it."""

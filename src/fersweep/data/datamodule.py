@@ -17,7 +17,6 @@ from tqdm.auto import tqdm
 from fersweep import EMOTIONS
 from fersweep.balancing import Balancing, expand_with_copies
 from fersweep.data.cache import ImageSet, cached_array, content_key, fingerprint, load_images
-from fersweep.data.decode import decode_bytes
 from fersweep.data.folder import read_folder
 from fersweep.data.legend import DataReport, Record, read_legend
 from fersweep.data.preprocess import FACE, Preprocessor, read_file
@@ -345,13 +344,8 @@ class EmotionDataModule(pl.LightningDataModule):
 
     def _reframe(self, records: list[Record]) -> np.ndarray:
         def one(record: Record) -> np.ndarray:
-            decoded = decode_bytes(
-                read_file(self.images_dir / record.file),
-                record.file,
-                self.preprocessor.max_pixels,
-                colour=True,
-            )
-            picture = self.reframe.encoded(decoded.image, record.file)
+            data = read_file(self.images_dir / record.file)
+            picture = self.reframe.reframed_file(data, record.file, self.preprocessor.max_pixels)
             return self.preprocessor.load_bytes(picture, f"{record.file} (reframed)").array
 
         with ThreadPoolExecutor(max_workers=max(1, self.decode_workers)) as pool:
