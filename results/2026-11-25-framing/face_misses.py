@@ -1,8 +1,8 @@
 """Where the face step loses faces in the framing check, without a model: the face step on each
 of the 1,933 test pictures (linked by emotion into /tmp/testfolder) and on its reframed JPEG.
-    .venv/bin/python face_misses.py [override ...]   (e.g. data.preprocess.face.detector.detect_side=256)
-Run before the second look existed, on the working tree between ca082c6 and 4135502 (whose
-Reframing.place it uses; with it, detect_side alone sets the one look). See RUN.md."""
+    .venv/bin/python face_misses.py data.preprocess.face.detector.retry_side=null [detect_side=256 ...]
+Run before the second look existed (so without the retry_side override), between commits
+ca082c6 and 4135502; today the one look needs retry_side=null. See RUN.md."""
 import sys, collections, numpy as np, cv2
 from pathlib import Path
 from fersweep.config import compose_config, build
