@@ -8,9 +8,10 @@ ARGS ?=
 SWEEP ?= default
 WORKERS ?= 1
 UI_PORT ?= 5000
+DASHBOARD_PORT ?= 8080
 MLFLOW_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: help install test test-all train compare sweep bench ui lint clean
+.PHONY: help install test test-all train compare sweep bench ui db tracking-server dashboard lint clean
 
 help:  ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,7 +37,16 @@ train: $(VENV)/.installed  ## one tracked training run: make train ARGS="model.n
 	$(BIN)/python train.py $(ARGS)
 
 ui: $(VENV)/.installed  ## the MLflow UI on http://127.0.0.1:5000 (UI_PORT=...)
-	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port $(UI_PORT)
+	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port $(UI_PORT) --workers 1
+
+db: $(VENV)/.installed  ## create the PostgreSQL databases for MLflow and Optuna if missing (conf/server.yaml)
+	$(BIN)/fersweep db $(ARGS)
+
+tracking-server: $(VENV)/.installed  ## MLflow tracking server for many machines: PostgreSQL, artifacts served, 127.0.0.1:5000
+	$(BIN)/fersweep tracking-server $(ARGS)
+
+dashboard: $(VENV)/.installed  ## optuna-dashboard, live, on 127.0.0.1:8080 (STORAGE=postgresql://... for a shared study)
+	$(BIN)/optuna-dashboard "$(or $(STORAGE),sqlite:///$(CURDIR)/mlruns/optuna.db)" --host 127.0.0.1 --port $(DASHBOARD_PORT)
 
 lint: $(VENV)/.installed  ## ruff
 	$(BIN)/ruff check src tests *.py

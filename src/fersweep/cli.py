@@ -75,6 +75,17 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, default=5001)
     serve.set_defaults(command=serve_command)
+
+    server_help = "settings of conf/server.yaml, e.g. server.port=5050 server.auth=true"
+    server = commands.add_parser(
+        "tracking-server",
+        help="the team's MLflow tracking server: PostgreSQL backend, artifacts served by it",
+    )
+    server.add_argument("overrides", nargs="*", help=server_help)
+    server.set_defaults(command=tracking_server_command)
+    db = commands.add_parser("db", help="create the tracking server's and the studies' databases")
+    db.add_argument("overrides", nargs="*", help=server_help)
+    db.set_defaults(command=db_command)
     return root
 
 
@@ -188,6 +199,27 @@ def serve_command(args: argparse.Namespace) -> int:
     from fersweep.tracking.runs import serve_model
 
     return serve_model(args.model, tracking_uri(args), args.host, args.port)
+
+
+def tracking_server(args: argparse.Namespace):
+    from fersweep.config import build, compose_config
+
+    cfg = compose_config(args.config_dir, args.overrides, config_name="server")
+    return build(cfg.server), cfg
+
+
+def tracking_server_command(args: argparse.Namespace) -> int:
+    server, _ = tracking_server(args)
+    return server.run()
+
+
+def db_command(args: argparse.Namespace) -> int:
+    from fersweep.tracking.server import hide_password
+
+    server, _ = tracking_server(args)
+    for url, created in server.ensure_databases().items():
+        print(f"{'created' if created else 'exists '} {hide_password(url)}")
+    return 0
 
 
 if __name__ == "__main__":

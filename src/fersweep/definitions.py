@@ -103,6 +103,7 @@ class SweepDefinition:
     storage: str | None = None
     heartbeat_seconds: int = 30
     max_retry: int = 2
+    tracking_outage_minutes: float = 30.0
     workers: int = 1
     seed: int = 42
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
@@ -120,6 +121,10 @@ class SweepDefinition:
             )
         if self.workers <= 0:
             raise ConfigError(f"sweep.workers={self.workers}: must be positive")
+        if self.tracking_outage_minutes < 0:
+            raise ConfigError(
+                f"sweep.tracking_outage_minutes={self.tracking_outage_minutes}: must be >= 0"
+            )
         if not self.arms:
             raise ConfigError("sweep.arms: name at least one arm")
         for arm in self.arms:

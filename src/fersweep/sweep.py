@@ -24,7 +24,7 @@ import lightning.pytorch as pl
 import optuna
 import torch
 from omegaconf import OmegaConf
-from optuna.storages import RDBStorage
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 from rich.markdown import Markdown
@@ -198,7 +198,7 @@ def work(sweep: Sweep, worker: int) -> None:
         deadline = _deadline(study, sweep.definition.timeout_minutes)
         while (trial := _next_trial(sweep, study, deadline, tracker)) is not None:
             trial.set_user_attr("worker", worker)
-            _run_trial(sweep, study, arm, trial)
+            _run_trial(sweep, study, arm, trial, tracker)
 
 
 def _share_machine(worker: int, workers: int) -> None:
@@ -240,10 +240,11 @@ def _next_trial(
     running (a running trial may yet be lost and re-queued). Asking happens under the study's
     lock, so concurrent workers never overshoot the trial count."""
     while True:
+        tracker.wait_until_reachable(sweep.definition.tracking_outage_minutes)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        _close_runs_of_lost_trials(study, tracker)
+        _close_runs_of_failed_trials(study, tracker)
         with storage_lock(sweep.storage(), study.study_name):
             trials = study.get_trials(deepcopy=False)
             waiting = any(t.state == TrialState.WAITING for t in trials)
@@ -261,13 +262,15 @@ def _next_trial(
         time.sleep(sweep.definition.heartbeat_seconds)
 
 
-def _close_runs_of_lost_trials(study: optuna.Study, tracker: Tracker) -> None:
-    """A worker killed mid-trial leaves its MLflow run RUNNING; once Optuna has failed the trial
-    (no heartbeat), its run is ended as FAILED too, so Optuna and MLflow agree."""
+def _close_runs_of_failed_trials(study: optuna.Study, tracker: Tracker) -> None:
+    """A worker killed mid-trial, or a trial stopped by a tracking server outage, leaves its
+    MLflow run RUNNING; once Optuna has failed the trial, its run is ended as FAILED too, with
+    the trial's error, so Optuna and MLflow agree."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id and tracker.run_status(run_id) == "RUNNING":
-            tracker.fail_detached_run(run_id, "worker lost: no heartbeat; the trial is retried")
+            reason = trial.user_attrs.get("error", "worker lost: no heartbeat")
+            tracker.fail_detached_run(run_id, f"{reason}; the trial is retried")
 
 
 trial_clock: Callable[[], float] = time.monotonic  # what trial budgets are measured with
@@ -287,7 +290,9 @@ class TrialTimeBudget(pl.Callback):
             raise TrialTimeout(f"trial exceeded sweep.trial_timeout_minutes={self.seconds / 60:g}")
 
 
-def _run_trial(sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial) -> None:
+def _run_trial(
+    sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial, tracker: Tracker
+) -> None:
     d = sweep.definition
     sampled = {key: p.suggest(trial, key) for key, p in d.arm_space(arm).items()}
     overrides = sweep.trial_overrides(arm, sampled)
@@ -322,13 +327,29 @@ def _run_trial(sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial)
             console.print(f"[yellow]{arm} trial {trial.number} pruned[/yellow]")
             return
         except Exception as error:  # a crashed trial is recorded and the sweep goes on
-            trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
+            outage = not tracker.reachable()
+            message = f"{type(error).__name__}: {error}"
+            if outage:
+                message = f"tracking server {tracker.tracking_uri} unreachable: {message}"
+            trial.set_user_attr("error", message[:2000])
             study.tell(trial, state=TrialState.FAIL)
-            console.print(f"[red]{arm} trial {trial.number} failed: {error}[/red]")
+            console.print(f"[red]{arm} trial {trial.number} failed: {message[:500]}[/red]")
             log.debug("trial %s failed", trial.number, exc_info=True)
+            if outage:  # not the trial's fault: run it again once the server is back
+                _retry(study, trial.number, sweep.definition.max_retry)
             return
     study.tell(trial, result.metrics[metric])
     console.print(f"{arm} trial {trial.number}: {metric} = {result.metrics[metric]:.4f}")
+
+
+def _retry(study: optuna.Study, number: int, max_retry: int) -> None:
+    """Queue the failed trial again with its parameters, as Optuna does for a trial whose worker
+    was lost; the retry takes its place in the trial count (study_storage.counted_trials)."""
+    failed = study.get_trials(deepcopy=True)[number]
+    failed.user_attrs = {
+        k: v for k, v in failed.user_attrs.items() if k not in ("error", "mlflow_run_id")
+    }
+    RetryHeartbeatStaleTrialCallback(max_retry)(study, failed)
 
 
 # --- finishing ------------------------------------------------------------------------------

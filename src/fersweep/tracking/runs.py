@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import requests
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 from fersweep.errors import FersweepError
 
@@ -20,7 +23,8 @@ TRUSTED_SCHEMES = ("models:/", "runs:/")
 
 
 class Tracker:
-    """One MLflow experiment in one store: a SQLite file under mlruns/ unless the URI says otherwise."""
+    """One MLflow experiment in one store: a SQLite file under mlruns/ unless the URI says
+    otherwise. Through a tracking server (`http(s)://`), the server keeps the artifacts too."""
 
     def __init__(
         self, tracking_uri: str, artifact_root: str, experiment: str, log_model: bool
@@ -28,22 +32,63 @@ class Tracker:
         self.tracking_uri, self.artifact_root = tracking_uri, artifact_root
         self.experiment, self.log_model = experiment, log_model
 
+    @property
+    def through_server(self) -> bool:
+        return self.tracking_uri.startswith(("http://", "https://"))
+
     def connect(self) -> str:
         """Point MLflow at the store and return the experiment's id, creating it if needed."""
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
             )
+        if self.through_server and not self.reachable():
+            raise FersweepError(
+                f"MLflow tracking server {self.tracking_uri} cannot be reached "
+                "(MLFLOW_TRACKING_URI): start it with `make tracking-server` or fix the URL"
+            )
         mlflow.set_tracking_uri(self.tracking_uri)
         found = mlflow.get_experiment_by_name(self.experiment)
         if found is not None:
             return found.experiment_id
-        location = Path(self.artifact_root).expanduser().resolve().as_uri()
         try:
-            return mlflow.create_experiment(self.experiment, artifact_location=location)
-        except mlflow.exceptions.MlflowException:
+            return mlflow.create_experiment(self.experiment, artifact_location=self._location())
+        except MlflowException:
             # Another worker created it between our lookup and our create.
             return mlflow.get_experiment_by_name(self.experiment).experiment_id
+
+    def _location(self) -> str | None:
+        """A tracking server decides where artifacts go (served as mlflow-artifacts:/), so
+        every machine writes them through it; an embedded store keeps them under mlruns/."""
+        if self.through_server:
+            return None
+        return Path(self.artifact_root).expanduser().resolve().as_uri()
+
+    def reachable(self, timeout: float = 5.0) -> bool:
+        """Whether the store answers now: the server's /health for a tracking server; an
+        embedded store (a database URL) is taken to be there."""
+        if not self.through_server:
+            return True
+        try:
+            return requests.get(f"{self.tracking_uri.rstrip('/')}/health", timeout=timeout).ok
+        except requests.RequestException:
+            return False
+
+    def wait_until_reachable(self, minutes: float, poll_seconds: float = 5.0) -> None:
+        """Block while the tracking server is down (restarting, say), up to `minutes`."""
+        if self.reachable():
+            return
+        print(f"MLflow tracking server {self.tracking_uri} unreachable: waiting up to {minutes:g} min")
+        deadline = time.monotonic() + minutes * 60
+        while time.monotonic() < deadline:
+            time.sleep(poll_seconds)
+            if self.reachable():
+                print(f"MLflow tracking server {self.tracking_uri} is back")
+                return
+        raise FersweepError(
+            f"MLflow tracking server {self.tracking_uri} unreachable for {minutes:g} min "
+            "(sweep.tracking_outage_minutes)"
+        )
 
     @contextmanager
     def run(
@@ -70,8 +115,16 @@ class Tracker:
             mlflow.end_run("KILLED")
             raise
         except BaseException as error:
-            mlflow.set_tags({"state": "failed", "error": f"{type(error).__name__}: {error}"[:5000]})
-            mlflow.end_run("FAILED")
+            # With the store out of reach this cannot be recorded; the run stays RUNNING there
+            # until a sweep closes it (sweep._close_runs_of_failed_trials), and the error that
+            # stopped the run is the one raised.
+            with suppress(MlflowException):
+                try:
+                    mlflow.set_tags(
+                        {"state": "failed", "error": f"{type(error).__name__}: {error}"[:5000]}
+                    )
+                finally:
+                    mlflow.end_run("FAILED")  # leaves the active run even when it cannot record
             raise
         else:
             mlflow.set_tag("state", "complete")
