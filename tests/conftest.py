@@ -140,16 +140,28 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture
-def postgres_database():
+def new_postgres_database() -> Iterator[Callable[[], str]]:
+    """Makes empty PostgreSQL databases (their URLs) on 127.0.0.1:5432, dropped after the test."""
     import psycopg
 
-    name = f"fersweep_test_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect(f"{POSTGRES}/postgres", connect_timeout=5, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES}/{name}"
+    names: list[str] = []
+
+    def new() -> str:
+        names.append(f"fersweep_test_{uuid.uuid4().hex[:8]}")
+        admin.execute(f'CREATE DATABASE "{names[-1]}"')
+        return f"{POSTGRES}/{names[-1]}"
+
+    yield new
     from fersweep.study_storage import _OPEN
 
-    for key in [k for k in _OPEN if name in k[0]]:
-        _OPEN.pop(key).engine.dispose()
-    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    for name in names:
+        for key in [k for k in _OPEN if name in k[0]]:
+            _OPEN.pop(key).engine.dispose()
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture
+def postgres_database(new_postgres_database) -> str:
+    return new_postgres_database()

@@ -28,7 +28,7 @@ def open_storage(url: str, heartbeat_seconds: int, max_retry: int) -> RDBStorage
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _one_at_a_time(url):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = RDBStorage(
                 url,
@@ -43,6 +43,26 @@ def open_storage(url: str, heartbeat_seconds: int, max_retry: int) -> RDBStorage
         ) from error
     _OPEN[key] = storage
     return storage
+
+
+@contextmanager
+def _one_at_a_time(url: str) -> Iterator[None]:
+    """Workers on several machines that open a new PostgreSQL database at the same moment would
+    each create Optuna's tables (and one fail on the other's): they take turns."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **_engine_kwargs(url))
+    try:
+        with engine.connect() as connection:
+            key = zlib.crc32(b"fersweep: creating the Optuna schema")
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        engine.dispose()
 
 
 def _engine_kwargs(url: str) -> dict:

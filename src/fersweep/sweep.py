@@ -11,8 +11,10 @@ import json
 import logging
 import multiprocessing
 import os
+import socket
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,8 +88,7 @@ class Sweep:
     def open_study(self, arm: str, worker: int = 0) -> optuna.Study:
         d = self.definition
         storage = self.storage()
-        # Each worker gets its own sampler seed, or parallel workers would propose the same values.
-        sampler = build(OmegaConf.create(d.sampler), seed=d.seed + worker)
+        sampler = build(OmegaConf.create(d.sampler), seed=self.sampler_seed(worker))
         return optuna.create_study(
             study_name=d.study_name(arm),
             storage=storage,
@@ -96,6 +97,16 @@ class Sweep:
             direction=d.objective.direction.value,
             load_if_exists=True,
         )
+
+    def sampler_seed(self, worker: int) -> int:
+        """Each worker its own seed, or parallel workers would propose the same values. Workers
+        of this machine's study are told apart by their index (the seeds repeat run to run); a
+        shared study (sweep.storage) may have workers 0 on several machines, so its seeds also
+        depend on the machine and the process."""
+        seed = self.definition.seed + worker
+        if self.definition.storage is not None:
+            seed = (seed + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())) % 2**32
+        return seed
 
     def check(self) -> None:
         """Compose and build one trial config per arm before any training: bad keys fail here."""
@@ -305,6 +316,8 @@ def _run_trial(
         "study": study.study_name,
         "optuna_trial": str(trial.number),
         "kind": "trial",
+        "worker_host": socket.gethostname(),  # which machine and checkout ran it
+        "worker_dir": os.getcwd(),
     }
     with heartbeat(sweep.storage(), trial):
         try:
@@ -349,7 +362,9 @@ def _retry(study: optuna.Study, number: int, max_retry: int) -> None:
     failed.user_attrs = {
         k: v for k, v in failed.user_attrs.items() if k not in ("error", "mlflow_run_id")
     }
-    RetryHeartbeatStaleTrialCallback(max_retry)(study, failed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry)(study, failed)
 
 
 # --- finishing ------------------------------------------------------------------------------
