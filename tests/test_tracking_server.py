@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,20 +27,17 @@ from fersweep.errors import ConfigError
 from fersweep.study_storage import counted_trials
 from fersweep.sweep import run_sweep
 from fersweep.tracking import Tracker
-from fersweep.tracking.server import TrackingServer, stop
+from fersweep.tracking.server import TrackingServer, free_port, stop
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT, record_faults
 from tests.test_reliability import assert_nothing_lost, trial_in_flight, wait_for
 from tests.test_sweep import definition, make_sweep, runs_by_kind, sweep_arguments
 
 pytestmark = pytest.mark.postgres
 
-SECRETS = {"MLFLOW_AUTH_ADMIN_PASSWORD": "a-test-password-1", "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-test-key-2"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+SECRETS = {
+    "MLFLOW_AUTH_ADMIN_PASSWORD": "a-test-password-1",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-test-key-2",
+}
 
 
 def server_config(backend: str, artifacts: Path, *overrides: str) -> TrackingServer:
@@ -255,7 +251,9 @@ def test_with_basic_auth_a_request_without_credentials_is_refused_and_the_sweep_
 def test_auth_without_its_secrets_in_the_environment_stops_naming_them(tmp_path, monkeypatch):
     for name in SECRETS:
         monkeypatch.delenv(name, raising=False)
-    server = server_config("postgresql://postgres@127.0.0.1:5432/none", tmp_path, "server.auth=true")
+    server = server_config(
+        "postgresql://postgres@127.0.0.1:5432/none", tmp_path, "server.auth=true"
+    )
     with pytest.raises(ConfigError, match="MLFLOW_AUTH_ADMIN_PASSWORD and MLFLOW_FLASK_SERVER"):
         server.environment(tmp_path)
     record_faults("bad settings")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import astuple
@@ -24,10 +25,11 @@ from fersweep.console import console
 from fersweep.data.cache import load_images
 from fersweep.data.datamodule import EmotionDataModule
 from fersweep.data.face import Box
-from fersweep.definitions import BenchDefinition
+from fersweep.definitions import BenchDefinition, BenchTracking
 from fersweep.errors import exits_cleanly
 from fersweep.sweep import Sweep, run_sweep
 from fersweep.tracking import Tracker, artifacts
+from fersweep.tracking.server import TrackingServer, drop_database, free_port
 from fersweep.train import RunPlacement, train
 
 
@@ -51,20 +53,28 @@ def run_bench(root: Path, settings: BenchDefinition, overrides: list[str]) -> di
         "machine": machine(),
         "settings": {**dataclasses.asdict(settings), "overrides": overrides},
     }
-    results["preprocessing"] = bench_preprocessing(compose("balancing=balanced"))
-    face_cfg = compose("balancing=balanced", "face=haar")
-    results["face_crop"] = {
-        **bench_preprocessing(face_cfg),
-        **face_box_agreement(face_cfg, settings.face_agreement_images),
-    }
-    results["training"] = {}
-    for model in settings.models:
-        cfg = compose(f"model={model}", "balancing=balanced")
-        results["training"][model] = bench_training(cfg, settings)
-    results["end_to_end"] = bench_end_to_end(
-        compose(*settings.end_to_end, "tracking.experiment=fersweep-bench")
-    )
-    results["sweep"] = bench_sweep(config_dir, settings, overrides)
+    sections = settings.sections
+    if "preprocessing" in sections:
+        results["preprocessing"] = bench_preprocessing(compose("balancing=balanced"))
+    if "face_crop" in sections:
+        face_cfg = compose("balancing=balanced", "face=haar")
+        results["face_crop"] = {
+            **bench_preprocessing(face_cfg),
+            **face_box_agreement(face_cfg, settings.face_agreement_images),
+        }
+    if "training" in sections:
+        results["training"] = {
+            model: bench_training(compose(f"model={model}", "balancing=balanced"), settings)
+            for model in settings.models
+        }
+    if "end_to_end" in sections:
+        results["end_to_end"] = bench_end_to_end(
+            compose(*settings.end_to_end, "tracking.experiment=fersweep-bench")
+        )
+    if "sweep" in sections:
+        results["sweep"] = bench_sweep(config_dir, settings, overrides)
+    if "tracking" in sections:
+        results["tracking"] = bench_tracking(config_dir, settings.tracking, overrides)
     return results
 
 
@@ -284,51 +294,174 @@ def bench_sweep(
     return rates
 
 
+def bench_tracking(
+    config_dir: Path, settings: BenchTracking, overrides: list[str]
+) -> dict[str, dict[str, float]]:
+    """Trials per hour of one sweep with each number of workers, through the embedded SQLite
+    store and through a tracking server (PostgreSQL backend, served artifacts), measured in
+    turns (embedded, server, server, embedded, ...) so a drift in the machine's speed is shared.
+    The study storage is the same local SQLite file for both; only the MLflow store differs."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    database = f"fersweep_bench_{stamp.replace('-', '_')}"
+    server_cfg = compose_config(
+        config_dir,
+        [
+            f"server.port={free_port()}",
+            f"server.backend_store=${{postgres}}/{database}",
+            *settings.server,
+        ],
+        config_name="server",
+    )
+    rates: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="fersweep-bench-") as folder:
+        server_cfg.server.artifacts_destination = f"{folder}/served"
+        server: TrackingServer = build(server_cfg.server)
+        stores = {"embedded": f"sqlite:///{folder}/mlflow.db", "server": server.url}
+        turns = [
+            (store, workers)
+            for index, workers in enumerate(settings.workers)
+            for store in (("embedded", "server") if index % 2 == 0 else ("server", "embedded"))
+        ]
+        with server.running(Path(folder) / "server.log"):
+            for store, workers in turns:
+                sweep = Sweep.compose(
+                    config_dir,
+                    [
+                        f"sweeps@sweep={settings.definition}",
+                        f"sweep.name=bench-tracking-{store}-{workers}-{stamp}",
+                        f"sweep.workers={workers}",
+                        *overrides,
+                        *settings.overrides,
+                        f"tracking.tracking_uri={stores[store]}",
+                        f"tracking.artifact_root={folder}/artifacts",
+                        "tracking.experiment=fersweep-bench-tracking",
+                        "trainer.enable_progress_bar=false",
+                    ],
+                )
+                sweep.definition = dataclasses.replace(
+                    sweep.definition, pruner={"_target_": "optuna.pruners.NopPruner"}
+                )
+                rates[f"{store}_{workers}_workers"] = {
+                    "store": store,
+                    "workers": workers,
+                    **_timed_sweep(sweep),
+                }
+        drop_database(server.backend_store)
+    for workers in settings.workers:
+        embedded, through = rates[f"embedded_{workers}_workers"], rates[f"server_{workers}_workers"]
+        rates[f"server_cost_{workers}_workers"] = {
+            "workers": workers,
+            "throughput_cost": 1 - through["trials_per_hour"] / embedded["trials_per_hour"],
+        }
+    return rates
+
+
+def _timed_sweep(sweep: Sweep) -> dict[str, float]:
+    """Trials per hour while the arms' trials ran (first start to last end, every arm), and
+    the whole sweep's wall time (with its finish: best retrained, registered, compared)."""
+    start = time.perf_counter()
+    run_sweep(sweep)
+    seconds = time.perf_counter() - start
+    trials = [t for arm in sweep.definition.arms for t in sweep.open_study(arm).trials]
+    finished = [t for t in trials if t.state.is_finished() and t.state.name != "FAIL"]
+    span = max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)
+    return {
+        "trials": len(finished),
+        "failed": sum(t.state.name == "FAIL" for t in trials),
+        "trials_per_hour": len(finished) / (span.total_seconds() / 3600),
+        "sweep_seconds": seconds,
+    }
+
+
 def show(results: dict[str, Any]) -> None:
     table = Table(title=f"fersweep bench — {results['machine']}")
     table.add_column("measurement")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
-    pre = results["preprocessing"]
-    table.add_row("preprocess cold, from JPEG (images/s)", f"{pre['cold_images_per_s']:.0f}", "")
-    table.add_row("preprocess warm, from cache (images/s)", f"{pre['warm_images_per_s']:.0f}", "")
-    table.add_row("warm / cold", f"{pre['warm_over_cold']:.0f}x", ">= 50x")
-    table.add_row("whole data set-up, warm (s)", f"{pre['warm_setup_seconds']:.2f}", "")
-    face = results["face_crop"]
-    table.add_row("face crop: preprocess cold (images/s)", f"{face['cold_images_per_s']:.0f}", "")
-    table.add_row("face crop: cold pass over the data (s)", f"{face['cold_seconds']:.0f}", "< 60")
-    table.add_row("face crop: warm, from cache (images/s)", f"{face['warm_images_per_s']:.0f}", "")
-    table.add_row(
-        f"faces found, full size / downscaled ({face['agreement_images']} images)",
-        f"{face['faces_found_full_size']:.1%} / {face['faces_found_downscaled']:.1%}",
-        "",
-    )
-    table.add_row("face boxes, median IoU full vs downscaled", f"{face['median_box_iou']:.2f}", "")
+    for section, rows in ROWS.items():
+        if section in results:
+            for row in rows(results[section]):
+                table.add_row(*row)
+    console.print(table)
+
+
+def _preprocessing_rows(pre: dict) -> list[tuple[str, str, str]]:
+    return [
+        ("preprocess cold, from JPEG (images/s)", f"{pre['cold_images_per_s']:.0f}", ""),
+        ("preprocess warm, from cache (images/s)", f"{pre['warm_images_per_s']:.0f}", ""),
+        ("warm / cold", f"{pre['warm_over_cold']:.0f}x", ">= 50x"),
+        ("whole data set-up, warm (s)", f"{pre['warm_setup_seconds']:.2f}", ""),
+    ]
+
+
+def _face_rows(face: dict) -> list[tuple[str, str, str]]:
     framing = face["image_side_over_box_side"]
-    table.add_row(
-        "image side / face box side (p10, median, p90)",
-        f"{framing.get('p10', float('nan')):.2f}, {framing.get('median', float('nan')):.2f}, "
-        f"{framing.get('p90', float('nan')):.2f}",
-        "margin 1.2",
-    )
-    for model, row in results["training"].items():
-        table.add_row(
-            f"{model}: Lightning, balanced (images/s)", f"{row['lightning_images_per_s']:.0f}", ""
-        )
-        table.add_row(f"{model}: bare loop (images/s)", f"{row['bare_loop_images_per_s']:.0f}", "")
-        table.add_row(f"{model}: Lightning / bare", f"{row['lightning_over_bare']:.2f}", ">= 0.9")
-        table.add_row(f"{model}: loader alone (images/s)", f"{row['loader_images_per_s']:.0f}", "")
-        table.add_row(f"{model}: loader / model", f"{row['loader_over_model']:.1f}x", ">= 3x")
-    table.add_row(
-        "seed protocol, balanced, 5 epochs (s)", f"{results['end_to_end']['seconds']:.0f}", "< 300"
-    )
-    for label, row in results["sweep"].items():
-        table.add_row(
+    quantiles = ", ".join(f"{framing.get(q, float('nan')):.2f}" for q in ("p10", "median", "p90"))
+    return [
+        ("face crop: preprocess cold (images/s)", f"{face['cold_images_per_s']:.0f}", ""),
+        ("face crop: cold pass over the data (s)", f"{face['cold_seconds']:.0f}", "< 60"),
+        ("face crop: warm, from cache (images/s)", f"{face['warm_images_per_s']:.0f}", ""),
+        (
+            f"faces found, full size / downscaled ({face['agreement_images']} images)",
+            f"{face['faces_found_full_size']:.1%} / {face['faces_found_downscaled']:.1%}",
+            "",
+        ),
+        ("face boxes, median IoU full vs downscaled", f"{face['median_box_iou']:.2f}", ""),
+        ("image side / face box side (p10, median, p90)", quantiles, "margin 1.2"),
+    ]
+
+
+def _training_rows(training: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for model, row in training.items():
+        rows += [
+            (
+                f"{model}: Lightning, balanced (images/s)",
+                f"{row['lightning_images_per_s']:.0f}",
+                "",
+            ),
+            (f"{model}: bare loop (images/s)", f"{row['bare_loop_images_per_s']:.0f}", ""),
+            (f"{model}: Lightning / bare", f"{row['lightning_over_bare']:.2f}", ">= 0.9"),
+            (f"{model}: loader alone (images/s)", f"{row['loader_images_per_s']:.0f}", ""),
+            (f"{model}: loader / model", f"{row['loader_over_model']:.1f}x", ">= 3x"),
+        ]
+    return rows
+
+
+def _sweep_rows(sweep: dict) -> list[tuple[str, str, str]]:
+    return [
+        (
             f"sweep trials/hour ({label})",
             f"{row['trials_per_hour']:.0f}",
             f"{row['pruned']} pruned of {row['trials']}",
         )
-    console.print(table)
+        for label, row in sweep.items()
+    ]
+
+
+def _tracking_rows(tracking: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for row in tracking.values():
+        workers = f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}"
+        if "throughput_cost" in row:
+            label = f"throughput lost to the tracking server, {workers}"
+            rows.append((label, f"{row['throughput_cost']:.1%}", "<= 10%"))
+        else:
+            label = f"tiny sweep trials/hour, {row['store']} store, {workers}"
+            rows.append((label, f"{row['trials_per_hour']:.0f}", ""))
+    return rows
+
+
+ROWS: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
+    "preprocessing": _preprocessing_rows,
+    "face_crop": _face_rows,
+    "training": _training_rows,
+    "end_to_end": lambda e2e: [
+        ("seed protocol, balanced, 5 epochs (s)", f"{e2e['seconds']:.0f}", "< 300")
+    ],
+    "sweep": _sweep_rows,
+    "tracking": _tracking_rows,
+}
 
 
 def save(results: dict[str, Any], root: Path, settings: BenchDefinition, tracker: Tracker) -> Path:
@@ -339,23 +472,28 @@ def save(results: dict[str, Any], root: Path, settings: BenchDefinition, tracker
     tracker.experiment = "fersweep-bench"
     with tracker.run("bench", tags={"kind": "bench"}):
         artifacts.log_dict(results, "bench/results.json")
-        flat = {}
-        for section in ("preprocessing", "face_crop", "end_to_end"):
-            flat.update({f"{section}/{k}": v for k, v in results[section].items()})
-        for model, row in results["training"].items():
-            flat.update({f"training/{model}/{k}": v for k, v in row.items()})
-        for label, row in results["sweep"].items():
-            flat.update({f"sweep/{label}/{k}": v for k, v in row.items()})
-        numbers = {k: float(v) for k, v in flat.items() if isinstance(v, int | float)}
+        measured = {k: v for k, v in results.items() if k not in ("machine", "settings")}
+        flat = artifacts.flatten(measured)
+        numbers = {k.replace(".", "/"): float(v) for k, v in flat.items() if _is_number(v)}
         artifacts.log_metrics(numbers)
     return path
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @exits_cleanly
 def main(root: Path, argv: list[str]) -> None:
     cfg, overrides = compose_definition(root / "conf", "bench", argv)
     settings: BenchDefinition = OmegaConf.to_object(cfg.bench)
+    # Built first: MLflow exports the URI each measurement's store sets as MLFLOW_TRACKING_URI,
+    # which the tracking config would otherwise read afterwards.
+    tracker = build(cfg.tracking)
     results = run_bench(root, settings, overrides)
     show(results)
-    tracker = build(cfg.tracking)
     console.print(f"results: {save(results, root, settings, tracker)}")

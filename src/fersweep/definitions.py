@@ -190,6 +190,20 @@ class BenchSweep:
 
 
 @dataclass
+class BenchTracking:
+    """The same sweep through the embedded SQLite store and through a tracking server
+    (conf/server.yaml, on a fresh PostgreSQL database), with each number of workers."""
+
+    definition: str = "tiny"  # a file in sweeps/, without .yaml
+    overrides: list[str] = field(default_factory=list)
+    workers: list[int] = field(default_factory=lambda: [1, 2])
+    server: list[str] = field(default_factory=list)  # overrides of conf/server.yaml
+
+
+BENCH_SECTIONS = ("preprocessing", "face_crop", "training", "end_to_end", "sweep", "tracking")
+
+
+@dataclass
 class BenchDefinition:
     """`bench/default.yaml`: what `make bench` measures."""
 
@@ -200,7 +214,16 @@ class BenchDefinition:
     face_agreement_images: int = 500
     end_to_end: list[str] = field(default_factory=list)
     sweep: BenchSweep = field(default_factory=BenchSweep)
+    tracking: BenchTracking = field(default_factory=BenchTracking)
+    sections: list[str] = field(default_factory=lambda: list(BENCH_SECTIONS))
     results_dir: str = "bench/results"
+
+    def __post_init__(self) -> None:
+        unknown = set(self.sections) - set(BENCH_SECTIONS)
+        if unknown:
+            raise ConfigError(
+                f"bench.sections: unknown {sorted(unknown)}; choose from {list(BENCH_SECTIONS)}"
+            )
 
 
 def register_schemas() -> None:

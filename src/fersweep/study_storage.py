@@ -52,7 +52,9 @@ def _one_at_a_time(url: str) -> Iterator[None]:
     if not url.startswith("postgresql"):
         yield
         return
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **_engine_kwargs(url))
+    engine = sqlalchemy.create_engine(
+        url, poolclass=sqlalchemy.pool.NullPool, **_engine_kwargs(url)
+    )
     try:
         with engine.connect() as connection:
             key = zlib.crc32(b"fersweep: creating the Optuna schema")

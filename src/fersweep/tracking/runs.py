@@ -78,7 +78,9 @@ class Tracker:
         """Block while the tracking server is down (restarting, say), up to `minutes`."""
         if self.reachable():
             return
-        print(f"MLflow tracking server {self.tracking_uri} unreachable: waiting up to {minutes:g} min")
+        print(
+            f"MLflow tracking server {self.tracking_uri} unreachable: waiting up to {minutes:g} min"
+        )
         deadline = time.monotonic() + minutes * 60
         while time.monotonic() < deadline:
             time.sleep(poll_seconds)

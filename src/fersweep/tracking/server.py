@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -177,6 +178,13 @@ class TrackingServer:
             )
 
 
+def free_port() -> int:
+    """A port nobody listens on now, for a server of one's own (tests, bench)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def stop(process: subprocess.Popen, seconds: float = 30) -> None:
     """Stop a server started by `TrackingServer.start` and its worker processes."""
     if process.poll() is not None:
@@ -190,12 +198,28 @@ def stop(process: subprocess.Popen, seconds: float = 30) -> None:
 
 
 def create_database(url: str) -> bool:
-    """CREATE DATABASE for a postgresql:// URL if it does not exist (connecting to the
-    server's `postgres` database); True if it was created."""
-    parsed = make_url(url)
-    admin = parsed.set(drivername="postgresql", database="postgres")
+    """CREATE DATABASE for a postgresql:// URL if it does not exist; True if it was created."""
+    name = make_url(url).database
+    with _maintenance_connection(url) as connection:
+        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if found.fetchone():
+            return False
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return True
+
+
+def drop_database(url: str) -> None:
+    """DROP DATABASE for a postgresql:// URL (a benchmark's own, once it is done)."""
+    name = sql.Identifier(make_url(url).database)
+    with _maintenance_connection(url) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def _maintenance_connection(url: str) -> psycopg.Connection:
+    """A connection to the `postgres` database of the server that `url` names."""
+    admin = make_url(url).set(drivername="postgresql", database="postgres")
     try:
-        connection = psycopg.connect(
+        return psycopg.connect(
             admin.render_as_string(hide_password=False), connect_timeout=10, autocommit=True
         )
     except psycopg.OperationalError as error:
@@ -203,14 +227,6 @@ def create_database(url: str) -> bool:
             f"PostgreSQL at {hide_password(url)} cannot be reached: "
             + " ".join(line.strip() for line in str(error).splitlines())
         ) from error
-    with connection:
-        found = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,)
-        ).fetchone()
-        if found:
-            return False
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(parsed.database)))
-        return True
 
 
 def hide_password(url: str) -> str:
