@@ -89,7 +89,7 @@ class Sweep:
         d = self.definition
         storage = self.storage()
         sampler = build(OmegaConf.create(d.sampler), seed=self.sampler_seed(worker))
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=d.study_name(arm),
             storage=storage,
             sampler=sampler,
@@ -97,6 +97,11 @@ class Sweep:
             direction=d.objective.direction.value,
             load_if_exists=True,
         )
+        if study.metric_names is None:  # what optuna-dashboard and the plots call the objective
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([d.objective.metric])
+        return study
 
     def sampler_seed(self, worker: int) -> int:
         """Each worker its own seed, or parallel workers would propose the same values. Workers
