@@ -8,6 +8,7 @@ import mlflow
 import numpy as np
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from fersweep.compare import ArmSummary, run_comparison, summarise
 from fersweep.config import compose_definition
@@ -88,6 +89,16 @@ def test_the_default_comparison_definition_is_composed_by_hydra_and_takes_overri
 def test_a_misspelt_comparison_key_fails_with_hydras_message_naming_it():
     with pytest.raises(ConfigError, match="Key 'seedz' not in 'ComparisonDefinition'"):
         compose_definition(CONFIG_DIR, "compare", ["compare.seedz=[7]"])
+
+
+def test_the_benchmark_can_measure_the_tracking_server_alone_and_refuses_unknown_sections():
+    cfg, _ = compose_definition(CONFIG_DIR, "bench", ["bench.sections=[tracking]"])
+    bench = OmegaConf.to_object(cfg.bench)
+    assert bench.sections == ["tracking"]
+    assert bench.tracking.definition == "tiny" and bench.tracking.workers == [1, 2]
+    cfg, _ = compose_definition(CONFIG_DIR, "bench", ["bench.sections=[tracking,gpu]"])
+    with pytest.raises(ConfigError, match=r"bench\.sections: unknown \['gpu'\]"):
+        OmegaConf.to_object(cfg.bench)
 
 
 def test_the_seed_protocol_references_are_reported_as_mean_and_spread_over_their_seeds():
