@@ -11,6 +11,7 @@ from fersweep.config import build
 from fersweep.data.cache import load_images
 from fersweep.data.legend import read_legend
 from fersweep.data.preprocess import FACE, Preprocessor
+from fersweep.errors import ConfigError
 from fersweep.train import train
 from tests.conftest import REAL_DATA, two_people_photo
 
@@ -51,6 +52,19 @@ def test_a_short_run_on_a_real_subset_is_tracked(compose):
         assert run.data.metrics[metric] == pytest.approx(result.metrics[metric])
     assert result.metrics["test/accuracy"] > 0
     assert run.data.tags["data_fingerprint"] and run.data.tags["data_root"] == str(REAL_DATA)
+
+
+def test_a_size_whose_arrays_cannot_fit_in_memory_is_refused_before_decoding(tmp_path, compose):
+    """13,681 images at 2000x2000 would need about 55 GB: refused from the legend alone."""
+    cfg = compose(
+        f"data.root={REAL_DATA}", "data.download.enabled=false", "data.preprocess.size=2000"
+    )
+    with pytest.raises(
+        ConfigError, match=r"data\.preprocess\.size=2000: 13,681 images .* 54\.7 GB"
+    ):
+        train(cfg)
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # stopped before any run began
+    assert not (tmp_path / ".cache").exists()  # and before any image was decoded
 
 
 def real_face_step(compose) -> Preprocessor:

@@ -247,6 +247,26 @@ def test_a_bad_sweep_fails_at_start_naming_the_key(tmp_path, tiny_run_overrides,
     record_faults("bad settings")
 
 
+def test_images_and_copies_that_would_not_fit_in_memory_stop_the_run_at_start(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("fersweep.data.datamodule.available_memory", lambda: 40_000_000)
+    cfg = compose_config(
+        CONFIG_DIR,
+        [
+            f"paths.root_dir={tmp_path}",
+            f"data.root={tiny_dataset}",
+            "data.preprocess.size=512",
+            "experiment=seed_balanced_copies",  # copies made before the split count too
+            "balancing.target=64",  # 16 images of each emotion, 48 copies each
+        ],
+    )
+    with pytest.raises(ConfigError, match=r"128 images and 384 balanced copies .* 134\.2 MB"):
+        train(cfg)
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()
+    record_faults("bad settings")
+
+
 def test_entry_points_print_one_clear_line_not_a_traceback(tmp_path):
     env = {**os.environ, "FERSWEEP_HOME": str(tmp_path)}
     result = subprocess.run(

@@ -69,6 +69,24 @@ class EmotionImages(Dataset):
         return list(zip(batch, self.labels[sources].tolist()))
 
 
+MEMORY_SHARE = 0.8  # of the available memory the image arrays may take; training needs the rest
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux's MemAvailable), or None where it is not known."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"
+
+
 class EmotionDataModule(pl.LightningDataModule):
     def __init__(
         self,
@@ -111,6 +129,26 @@ class EmotionDataModule(pl.LightningDataModule):
         self.reframed: np.ndarray | None = None
 
     # --- loading -----------------------------------------------------------------------------
+
+    def check_memory(self) -> None:
+        """Refuse, before anything is decoded, a size whose arrays cannot fit in this machine's
+        memory (all images at `size`x`size`, and the balanced copies made before the split).
+        Reads only the legend."""
+        records = self._subset(self._read_records()[0])
+        labels = np.array([r.label for r in records])
+        copies = 0
+        if self.balancing.before_split and len(labels):
+            copies = int(self.balancing.copies_per_image(labels, len(EMOTIONS), 0).sum())
+        p = self.preprocessor
+        needed = (len(records) + copies) * p.size * p.size * p.channels
+        available = available_memory()
+        if available is not None and needed > MEMORY_SHARE * available:
+            raise ConfigError(
+                f"data.preprocess.size={p.size}: {len(records):,} images"
+                + (f" and {copies:,} balanced copies" if copies else "")
+                + f" of {p.size}x{p.size}x{p.channels} need {_size(needed)} in memory; "
+                f"{_size(available)} is available. Use a smaller size or data.subset.max_images"
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if self.image_set is not None:
