@@ -201,6 +201,8 @@ BAD_CONFIGS = [
     (["balancing.factor=-2", "balancing=balanced"], "balancing.factor"),
     (["data.split.test_fraction=1.5"], "data.split.test_fraction"),
     (["data.preprocess.fit=stretch"], "data.preprocess.fit"),
+    (["data.split.method=identity_kfold"], "data.split.folds=5"),  # 4 people per emotion
+    (["data.split.method=identity_kfold", "data.split.fold=7"], "data.split.fold=7"),
 ]
 
 

@@ -68,3 +68,48 @@ def test_too_few_people_for_an_identity_split_is_explained(population):
     one_person = np.array(["Someone"] * len(labels))
     with pytest.raises(DataError, match="only 1.*data.split.method=random"):
         split_assignments(labels, one_person, "identity_stratified", 0.15, 0.15, seed=0)
+
+
+# --- cross-validation by person (data.split.method=identity_kfold) ---------------------------
+
+
+def kfold(population, fold: int, folds: int = 5, val: float = 0.15, seed: int = 3) -> np.ndarray:
+    labels, identities = population
+    return split_assignments(labels, identities, "identity_kfold", val, 0.0, seed, folds, fold)
+
+
+def test_over_the_folds_every_image_is_tested_exactly_once(population):
+    tested = np.stack([kfold(population, fold) == "test" for fold in range(5)])
+    assert (tested.sum(axis=0) == 1).all()
+
+
+def test_in_every_fold_no_person_is_in_two_parts_and_every_emotion_is_tested(population):
+    labels, identities = population
+    for fold in range(5):
+        split = kfold(population, fold)
+        owners = {}
+        for person, part in zip(identities, split):
+            assert owners.setdefault(person, part) == part
+        assert set(labels[split == "test"]) == set(labels)
+        assert abs((split == "test").mean() - 0.2) < 0.05
+        assert abs((split == "val").mean() - 0.15) < 0.05  # carved from the other folds
+
+
+def test_the_folds_are_reproducible_by_seed(population):
+    assert (kfold(population, 2) == kfold(population, 2)).all()
+    assert (kfold(population, 2) != kfold(population, 2, seed=4)).any()
+
+
+@pytest.mark.parametrize(
+    "folds, fold, key",
+    [(1, 0, "data.split.folds=1"), (5, 5, "data.split.fold=5"), (5, -1, "data.split.fold=-1")],
+)
+def test_an_impossible_fold_fails_naming_the_key(population, folds, fold, key):
+    with pytest.raises(ConfigError, match=key):
+        kfold(population, fold, folds)
+
+
+def test_more_folds_than_a_class_has_people_fails_naming_the_class(population):
+    # contempt (label 1) has 8 people in the population
+    with pytest.raises(ConfigError, match=r"data\.split\.folds=9: the contempt images show only 8"):
+        kfold(population, 0, folds=9)

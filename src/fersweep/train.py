@@ -68,7 +68,7 @@ def train(
     settings = artifacts.own_values(cfg)
     # Everything that can reject the config is built before any data is read or run opened.
     datamodule = build(cfg.data)
-    datamodule.check_memory()
+    datamodule.check_at_start()
     model = build(cfg.model)
     all_callbacks = [*(build(c) for c in cfg.callbacks.values()), *callbacks]
     trainer_settings = {} if _validates(cfg, all_callbacks) else {"limit_val_batches": 0}

@@ -21,7 +21,7 @@ from fersweep.data.folder import read_folder
 from fersweep.data.legend import DataReport, Record, read_legend
 from fersweep.data.preprocess import FACE, Preprocessor, read_file
 from fersweep.data.source import IMAGES_DIR, LEGEND_NAME, resolve_data_root
-from fersweep.data.split import SPLITS, split_assignments
+from fersweep.data.split import SPLITS, check_folds, check_settings, split_assignments
 from fersweep.errors import ConfigError, DataError
 from fersweep.reframe import Reframing
 
@@ -35,6 +35,11 @@ class SplitConfig:
     val_fraction: float
     test_fraction: float
     seed: int
+    folds: int = 5
+    fold: int = 0
+
+    def __post_init__(self) -> None:
+        check_settings(self.method, self.val_fraction, self.test_fraction, self.folds, self.fold)
 
 
 class EmotionImages(Dataset):
@@ -130,12 +135,19 @@ class EmotionDataModule(pl.LightningDataModule):
 
     # --- loading -----------------------------------------------------------------------------
 
-    def check_memory(self) -> None:
-        """Refuse, before anything is decoded, a size whose arrays cannot fit in this machine's
-        memory (all images at `size`x`size`, and the balanced copies made before the split).
-        Reads only the legend."""
+    def check_at_start(self) -> None:
+        """What the legend alone can refuse, before any image is decoded or run opened: folds
+        the people cannot fill, arrays that cannot fit in memory."""
         records = self._subset(self._read_records()[0])
         labels = np.array([r.label for r in records])
+        if self.split_config.method == "identity_kfold":
+            identities = np.array([r.identity for r in records])
+            check_folds(labels, identities, self.split_config.folds)
+        self._check_memory(records, labels)
+
+    def _check_memory(self, records: list[Record], labels: np.ndarray) -> None:
+        """Refuse a size whose arrays cannot fit in this machine's memory (all images at
+        `size`x`size`, and the balanced copies made before the split)."""
         copies = 0
         if self.balancing.before_split and len(labels):
             copies = int(self.balancing.copies_per_image(labels, len(EMOTIONS), 0).sum())
