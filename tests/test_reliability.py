@@ -203,6 +203,10 @@ BAD_CONFIGS = [
     (["data.preprocess.fit=stretch"], "data.preprocess.fit"),
     (["data.split.method=identity_kfold"], "data.split.folds=5"),  # 4 people per emotion
     (["data.split.method=identity_kfold", "data.split.fold=7"], "data.split.fold=7"),
+    (["loss=ldam"], "loss"),  # no such option: Hydra lists the ones there are
+    (["loss=logit_adjusted", "loss.tau=-1"], "loss.tau"),
+    (["loss=focal", "loss.gamma=-2"], "loss.gamma"),
+    (["loss=class_weighted", "loss.beta=1.5"], "loss.beta"),
 ]
 
 

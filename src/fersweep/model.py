@@ -11,6 +11,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassF1Score
 
 from fersweep.errors import ConfigError
+from fersweep.losses import ImbalanceLoss
 from fersweep.metrics import SplitPredictions
 
 INITS = ("torch", "glorot")
@@ -123,15 +124,18 @@ def _check_dropout(**settings: float) -> None:
 
 
 class EmotionClassifier(pl.LightningModule):
-    """Cross-entropy training of `net` (class-weighted when the balancing says so), macro F1
+    """Training of `net` with the loss group's loss (weighted when the balancing says so), macro F1
     per epoch, and the evaluated split's truth and probabilities kept by `test_step`."""
 
     def __init__(
-        self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer], num_classes: int
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        loss: ImbalanceLoss,
+        num_classes: int,
     ) -> None:
         super().__init__()
-        self.net, self.optimizer_factory = net, optimizer
-        self.loss = nn.CrossEntropyLoss()
+        self.net, self.optimizer_factory, self.loss = net, optimizer, loss
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.train_f1 = MulticlassF1Score(num_classes, average="macro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
@@ -142,11 +146,15 @@ class EmotionClassifier(pl.LightningModule):
         self._test_batches: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     def setup(self, stage: str) -> None:
-        # Class weights come from the training split, known once the data module is set up.
+        # The loss learns the training split's class counts (as trained, copies included) and
+        # the balancing's class weights, known once the data module is set up.
         datamodule = self.trainer.datamodule
-        weights = datamodule.loss_weights() if stage == "fit" and datamodule else None
-        if weights is not None:
-            self.loss = nn.CrossEntropyLoss(weight=weights)
+        if stage == "fit" and datamodule:
+            counts = torch.tensor(list(datamodule.balanced_train_counts().values()))
+            self.loss.fit(counts, datamodule.loss_weights())
+
+    def on_train_epoch_start(self) -> None:
+        self.loss.set_epoch(self.current_epoch)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

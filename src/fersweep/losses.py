@@ -1,0 +1,196 @@
+"""Training losses for skewed classes (the `loss` config group, conf/loss/).
+
+Every loss learns the training split's class counts (`fit`, once the data module is set up;
+with balancing, the counts as trained) and may change with the epoch (`set_epoch`, for LDAM's
+deferred re-weighting). Label smoothing works with each of them.
+
+- `CrossEntropy`: plain (or weighted by `balancing=class_weights`).
+- `ClassWeighted`: weights by inverse frequency, or by Cui et al.'s effective number (β).
+- `LogitAdjusted`: Menon et al.'s logit-adjusted loss, logits + τ·log(prior) while training.
+- `BalancedSoftmax`: Ren et al.'s balanced softmax, logits + log(count).
+- `LDAM`: Cao et al.'s label-distribution-aware margins, with deferred re-weighting (DRW).
+- `Focal`: Lin et al.'s focal loss (γ).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fersweep.errors import ConfigError
+
+
+def _in_range(key: str, value: float, low: float, high: float, closed_high: bool = False) -> None:
+    inside = low <= value <= high if closed_high else low <= value < high
+    if not inside:
+        bracket = "]" if closed_high else ")"
+        raise ConfigError(f"loss.{key}={value}: must be in [{low}, {high}{bracket}")
+
+
+class ImbalanceLoss(nn.Module):
+    """Cross-entropy on (possibly adjusted) logits, with per-class weights where given. What it
+    learns from the data is not saved in checkpoints (`persistent=False`): the best checkpoint
+    may come from before LDAM's re-weighting began, and the data sets it again anyway."""
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        _in_range("label_smoothing", label_smoothing, 0.0, 1.0)
+        self.label_smoothing = label_smoothing
+        self.register_buffer("counts", torch.ones(0), persistent=False)
+        self.register_buffer("weight", torch.ones(0), persistent=False)
+        self.epoch = 0
+
+    def fit(self, counts: torch.Tensor, class_weights: torch.Tensor | None = None) -> None:
+        """The training split's images per class; `class_weights` from `balancing=class_weights`."""
+        self.counts = counts.float().to(self.counts.device)
+        own = self.class_weights()
+        if class_weights is not None and (own is not None or self.reweights_later):
+            raise ConfigError(
+                f"balancing=class_weights and loss={type(self).__name__} both weight the loss: "
+                "choose one (balancing=none, or loss=cross_entropy)"
+            )
+        weight = class_weights if class_weights is not None else own
+        self.weight = (
+            weight.float().to(self.counts.device) if weight is not None else self.no_weight
+        )
+
+    reweights_later = False  # weights of its own from some epoch on (LDAM's DRW)
+
+    @property
+    def no_weight(self) -> torch.Tensor:
+        return self.counts.new_ones(0)
+
+    def class_weights(self) -> torch.Tensor | None:
+        return None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def adjust(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The logits the loss is computed on (while training; predictions use the raw ones)."""
+        return logits
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            logits = self.adjust(logits, labels)
+        weight = self.weight if self.weight.numel() else None
+        return F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing)
+
+    @property
+    def prior(self) -> torch.Tensor:
+        """Class frequencies; a class absent from training gets a tiny share, not log(0)."""
+        counts = self.counts.clamp(min=1e-3)
+        return counts / counts.sum()
+
+
+class CrossEntropy(ImbalanceLoss):
+    """Plain cross-entropy (weighted only by `balancing=class_weights`)."""
+
+
+class ClassWeighted(ImbalanceLoss):
+    """Cross-entropy weighted per class: by inverse frequency (`inverse`, as scikit-learn's
+    "balanced"), or by the inverse effective number (1 - β^n) / (1 - β) (Cui et al., 2019);
+    weights scaled to average 1 over the classes present."""
+
+    def __init__(
+        self, weighting: str = "inverse", beta: float = 0.999, label_smoothing: float = 0.0
+    ) -> None:
+        super().__init__(label_smoothing)
+        if weighting not in ("inverse", "effective_number"):
+            raise ConfigError(f"loss.weighting={weighting!r}: use inverse or effective_number")
+        _in_range("beta", beta, 0.0, 1.0)
+        self.weighting, self.beta = weighting, beta
+
+    def class_weights(self) -> torch.Tensor:
+        present = self.counts > 0
+        if self.weighting == "inverse":
+            raw = 1.0 / self.counts.clamp(min=1)
+        else:
+            raw = (1.0 - self.beta) / (1.0 - self.beta ** self.counts.clamp(min=1))
+        raw = torch.where(present, raw, torch.zeros_like(raw))
+        return raw * present.sum() / raw.sum()
+
+
+class LogitAdjusted(ImbalanceLoss):
+    """Menon et al. (2021): train on logits + τ·log(prior), so the raw logits come out adjusted
+    for the skew; τ = 1 is the Bayes-consistent choice for balanced error."""
+
+    def __init__(self, tau: float = 1.0, label_smoothing: float = 0.0) -> None:
+        super().__init__(label_smoothing)
+        _in_range("tau", tau, 0.0, 10.0, closed_high=True)
+        self.tau = tau
+
+    def adjust(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return logits + self.tau * self.prior.log()
+
+
+class BalancedSoftmax(ImbalanceLoss):
+    """Ren et al. (2020): the softmax of logits + log(count) while training."""
+
+    def adjust(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return logits + self.counts.clamp(min=1e-3).log()
+
+
+class LDAM(ImbalanceLoss):
+    """Cao et al. (2019): the true class's logit lowered by a margin C / n^(1/4) (the rarest class
+    gets `max_margin`), logits scaled by `scale`; from `drw_epoch` on, deferred re-weighting by
+    the inverse effective number (β)."""
+
+    def __init__(
+        self,
+        max_margin: float = 0.5,
+        scale: float = 30.0,
+        drw_epoch: int = 3,
+        beta: float = 0.9999,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(label_smoothing)
+        if max_margin <= 0 or scale <= 0:
+            raise ConfigError(f"loss: max_margin={max_margin} and scale={scale} must be positive")
+        if drw_epoch < 0:
+            raise ConfigError(f"loss.drw_epoch={drw_epoch}: must be 0 or more")
+        _in_range("beta", beta, 0.0, 1.0)
+        self.max_margin, self.scale, self.drw_epoch, self.beta = max_margin, scale, drw_epoch, beta
+        self.register_buffer("deferred_weight", torch.ones(0), persistent=False)
+
+    reweights_later = True
+
+    def fit(self, counts: torch.Tensor, class_weights: torch.Tensor | None = None) -> None:
+        super().fit(counts, class_weights)
+        weighted = ClassWeighted("effective_number", self.beta)
+        weighted.fit(counts)
+        self.deferred_weight = weighted.weight.to(self.counts.device)
+        self.set_epoch(self.epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.weight = self.deferred_weight if epoch >= self.drw_epoch else self.no_weight
+
+    def margins(self) -> torch.Tensor:
+        raw = self.counts.clamp(min=1) ** -0.25
+        return raw * (self.max_margin / raw.max())
+
+    def adjust(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        margin = F.one_hot(labels, logits.shape[1]) * self.margins().to(logits.dtype)
+        return self.scale * (logits - margin)
+
+
+class Focal(ImbalanceLoss):
+    """Lin et al. (2017): cross-entropy scaled by (1 - p)^γ, so easy examples count less."""
+
+    def __init__(self, gamma: float = 2.0, label_smoothing: float = 0.0) -> None:
+        super().__init__(label_smoothing)
+        _in_range("gamma", gamma, 0.0, 10.0, closed_high=True)
+        self.gamma = gamma
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        classes = logits.shape[1]
+        smooth = self.label_smoothing
+        targets = F.one_hot(labels, classes).float() * (1 - smooth) + smooth / classes
+        log_p = F.log_softmax(logits, dim=1)
+        per_sample = (-targets * (1 - log_p.exp()) ** self.gamma * log_p).sum(dim=1)
+        if not self.weight.numel():
+            return per_sample.mean()
+        weight = self.weight[labels]  # a weighted mean, as cross_entropy takes one
+        return (per_sample * weight).sum() / weight.sum()
