@@ -26,7 +26,8 @@ def dashboard(page, study: str) -> None:
 
 
 def mlflow(page, experiment: str) -> None:
-    """The experiment's trial runs in the "Model training" view, best first."""
+    """The experiment's trial runs in the "Model training" view, best first, as charts of their
+    validation macro F1 (per epoch, and the best)."""
     query = (
         "workflowType=machine_learning&searchFilter=tags.kind%20%3D%20%27trial%27"
         "&orderByKey=metrics.%60val%2Fmacro_f1_best%60&orderByAsc=false&startTime=ALL"
@@ -40,14 +41,18 @@ def mlflow(page, experiment: str) -> None:
     close = page.get_by_role("button", name="Close")
     if close.count():  # the assistant's side panel
         close.last.click()
-    page.wait_for_timeout(2000)
+    page.evaluate("document.querySelector('input[value=CHART]').click()")  # the chart view
+    page.wait_for_timeout(4000)
+    page.get_by_placeholder("Search metric charts").fill("val/macro_f1")
+    page.wait_for_timeout(3000)
 
 
 if __name__ == "__main__":
     kind, ident, out = sys.argv[1:4]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        height = {"dashboard": 1250, "mlflow": 760}[kind]
+        page = browser.new_page(viewport={"width": 1500, "height": height})
         {"dashboard": dashboard, "mlflow": mlflow}[kind](page, ident)
         page.screenshot(path=out)
         browser.close()
