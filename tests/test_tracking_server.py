@@ -193,13 +193,18 @@ UNREACHABLE = "postgresql://postgres@127.0.0.1:1"
         (["fersweep", "db"], {"FERSWEEP_POSTGRES": UNREACHABLE}, f"{UNREACHABLE}/mlflow"),
         (["fersweep", "tracking-server"], {"FERSWEEP_POSTGRES": UNREACHABLE}, UNREACHABLE),
         (["sweep.py", f"sweep.storage={UNREACHABLE}/optuna"], {}, f"{UNREACHABLE}/optuna"),
-        (["train.py"], {"MLFLOW_TRACKING_URI": "http://127.0.0.1:1"}, "http://127.0.0.1:1"),
+        (
+            ["train.py", "data.root={tiny}"],
+            {"MLFLOW_TRACKING_URI": "http://127.0.0.1:1"},
+            "http://127.0.0.1:1",
+        ),
     ],
     ids=["make db", "make tracking-server", "sweep storage", "tracking server down"],
 )
 def test_an_unreachable_database_or_server_at_start_is_one_line_naming_it(
-    tmp_path, command, env, named
+    tmp_path, tiny_dataset, command, env, named
 ):
+    command = [part.format(tiny=tiny_dataset) for part in command]
     program = [str(Path(sys.executable).parent / command[0])]
     if command[0].endswith(".py"):
         program = [sys.executable, str(PROJECT_ROOT / command[0])]

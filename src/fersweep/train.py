@@ -68,11 +68,11 @@ def train(
     settings = artifacts.own_values(cfg)
     # Everything that can reject the config is built before any data is read or run opened.
     datamodule = build(cfg.data)
-    datamodule.check_at_start()
     model = build(cfg.model)
     all_callbacks = [*(build(c) for c in cfg.callbacks.values()), *callbacks]
     trainer_settings = {} if _validates(cfg, all_callbacks) else {"limit_val_batches": 0}
     tracker: Tracker = build(cfg.tracking)
+    datamodule.check_at_start()  # then what the legend can refuse (reads it, or downloads it)
     name = placement.name or cfg.run_name
     with tracker.run(name, placement.parent_run_id, placement.tags, placement.killed_by) as run:
         if placement.on_start:
