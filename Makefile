@@ -30,7 +30,7 @@ install: $(VENV)/.installed  ## build .venv from scratch (torch, then fersweep a
 test: $(VENV)/.installed  ## the fast tier, what CI runs (about 6 min on 2 cores)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
-test-all: $(VENV)/.installed  ## both tiers: the fast one and the slow multi-process ones (about 3.5 min)
+test-all: $(VENV)/.installed  ## both tiers: the fast one and the slow multi-process ones (about 8 min on 2 cores)
 	$(BIN)/python -m pytest $(ARGS)
 
 train: $(VENV)/.installed  ## one tracked training run: make train ARGS="model.net.filters=32"
