@@ -214,7 +214,7 @@ def tracking_server_command(args: argparse.Namespace) -> int:
 
 
 def db_command(args: argparse.Namespace) -> int:
-    from fersweep.tracking.server import hide_password
+    from fersweep.study_storage import hide_password
 
     server, _ = tracking_server(args)
     for url, created in server.ensure_databases().items():

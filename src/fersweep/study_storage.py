@@ -39,7 +39,7 @@ def open_storage(url: str, heartbeat_seconds: int, max_retry: int) -> RDBStorage
             )
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
         raise ConfigError(
-            f"sweep.storage={_hide_password(url)}: cannot be opened ({error})"
+            f"sweep.storage={hide_password(url)}: cannot be opened ({error})"
         ) from error
     _OPEN[key] = storage
     return storage
@@ -56,15 +56,22 @@ def _one_at_a_time(url: str) -> Iterator[None]:
         url, poolclass=sqlalchemy.pool.NullPool, **_engine_kwargs(url)
     )
     try:
-        with engine.connect() as connection:
-            key = zlib.crc32(b"fersweep: creating the Optuna schema")
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            try:
-                yield
-            finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        with _advisory_lock(engine, "fersweep: creating the Optuna schema"):
+            yield
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _advisory_lock(engine: sqlalchemy.Engine, name: str) -> Iterator[None]:
+    """A PostgreSQL advisory lock named `name`, held on one connection of `engine`."""
+    key = zlib.crc32(name.encode())
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -75,7 +82,8 @@ def _engine_kwargs(url: str) -> dict:
     return {}
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
+    """A database URL fit to print: its password, if any, as ***."""
     return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
 
 
@@ -85,13 +93,8 @@ def storage_lock(storage: RDBStorage, name: str) -> Iterator[None]:
     a file lock beside a SQLite database on one machine."""
     url = str(storage.engine.url)
     if url.startswith("postgresql"):
-        key = zlib.crc32(name.encode())
-        with storage.engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            try:
-                yield
-            finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        with _advisory_lock(storage.engine, name):
+            yield
         return
     database = storage.engine.url.database
     lock_path = Path(database).with_suffix(".lock") if database else Path("/tmp/fersweep.lock")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -138,7 +139,7 @@ class EmotionDataModule(pl.LightningDataModule):
     def check_at_start(self) -> None:
         """What the legend alone can refuse, before any image is decoded or run opened: folds
         the people cannot fill, arrays that cannot fit in memory."""
-        records = self._subset(self._read_records()[0])
+        records = self._subset(self._legend[0])
         labels = np.array([r.label for r in records])
         if self.split_config.method == "identity_kfold":
             identities = np.array([r.identity for r in records])
@@ -165,7 +166,7 @@ class EmotionDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.image_set is not None:
             return
-        records, report, images_dir, legend = self._read_records()
+        records, report, images_dir, legend = self._legend
         self.images_dir = images_dir
         records = self._subset(records)
         self.fingerprint = fingerprint(legend, images_dir)
@@ -199,7 +200,9 @@ class EmotionDataModule(pl.LightningDataModule):
             path, lambda: split_assignments(labels, identities, **asdict(self.split_config))
         )
 
-    def _read_records(self) -> tuple[list[Record], DataReport, Path, Path | None]:
+    @cached_property
+    def _legend(self) -> tuple[list[Record], DataReport, Path, Path | None]:
+        """The data set's records, read once (the start-up check and `setup` both need them)."""
         if self.layout == "folder":
             self.root = Path(self.root_setting).expanduser().resolve()
             records, report = read_folder(self.root)

@@ -67,12 +67,7 @@ class Tracker:
     def reachable(self, timeout: float = 5.0) -> bool:
         """Whether the store answers now: the server's /health for a tracking server; an
         embedded store (a database URL) is taken to be there."""
-        if not self.through_server:
-            return True
-        try:
-            return requests.get(f"{self.tracking_uri.rstrip('/')}/health", timeout=timeout).ok
-        except requests.RequestException:
-            return False
+        return not self.through_server or answers(self.tracking_uri, timeout)
 
     def wait_until_reachable(self, minutes: float, poll_seconds: float = 5.0) -> None:
         """Block while the tracking server is down (restarting, say), up to `minutes`."""
@@ -177,6 +172,14 @@ class Tracker:
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def answers(server_url: str, timeout: float) -> bool:
+    """Whether the MLflow server at `server_url` answers its /health check now."""
+    try:
+        return requests.get(f"{server_url.rstrip('/')}/health", timeout=timeout).ok
+    except requests.RequestException:
+        return False
 
 
 def load_classifier(model_uri: str, tracking_uri: str) -> Any:

@@ -20,11 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-import requests
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from fersweep.errors import ConfigError, FersweepError
+from fersweep.study_storage import hide_password
+from fersweep.tracking.runs import answers
 
 AUTH_SECRETS = ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
 
@@ -165,10 +166,7 @@ class TrackingServer:
         raise FersweepError(f"mlflow server at {self.url} not ready after {seconds:g} s")
 
     def healthy(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/health", timeout=2).ok
-        except requests.RequestException:
-            return False
+        return answers(self.url, timeout=2)
 
     def _refuse_taken_port(self) -> None:
         if self.healthy():
@@ -227,7 +225,3 @@ def _maintenance_connection(url: str) -> psycopg.Connection:
             f"PostgreSQL at {hide_password(url)} cannot be reached: "
             + " ".join(line.strip() for line in str(error).splitlines())
         ) from error
-
-
-def hide_password(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
