@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-TORCH ?= torch==2.13.0
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 SWEEP ?= default
 WORKERS ?= 1
@@ -20,8 +20,10 @@ $(VENV)/.installed: pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch first and pinned, so the range in pyproject.toml adds nothing on top of it
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	# torch and torchvision first, pinned as a pair that imports together (PyPI's torchvision
+	# 0.28 does not import beside the local torch 2.13.0 CPU file), so the ranges in
+	# pyproject.toml add nothing on top of them
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 

@@ -1,5 +1,5 @@
-"""The comparison: Bayes' rule at the natural prevalence, the paired bootstrap, the report and
-its MLflow runs."""
+"""The comparison: Bayes' rule at the natural prevalence, the paired bootstrap over people,
+out-of-fold pooling, the report and its MLflow runs."""
 
 import json
 from pathlib import Path
@@ -10,15 +10,17 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from fersweep.compare import ArmSummary, run_comparison, summarise
+from fersweep.compare import ArmSummary, fold_overrides, run_comparison, summarise
 from fersweep.config import compose_definition
 from fersweep.definitions import Bootstrap
 from fersweep.errors import ConfigError
 from fersweep.metrics import (
     SplitPredictions,
     evaluate,
+    macro_f1,
     paired_bootstrap_difference,
     precision_at_prevalence,
+    weighted_macro_f1,
 )
 from fersweep.train import RunResult
 from tests.conftest import CONFIG_DIR
@@ -56,25 +58,104 @@ def test_the_paired_bootstrap_interval_holds_a_real_difference_and_excludes_zero
     assert same.low == same.high == 0
 
 
-def run(truth, predicted) -> RunResult:
+def test_the_bootstrap_over_people_is_wider_than_over_images_when_a_person_decides_it():
+    # 40 people with 10 images each; the candidate is right on every image of half the people
+    # and wrong on all of the others' images: its gain hinges on which people are drawn.
+    rng = np.random.default_rng(3)
+    people = np.repeat(np.arange(40), 10)
+    truth = rng.integers(0, 4, 400)
+    baseline = np.where(rng.random(400) < 0.5, truth, (truth + 1) % 4)
+    lucky = np.isin(people, rng.choice(40, 20, replace=False))
+    candidate = np.where(lucky, truth, (truth + 1) % 4)
+    by_image = paired_bootstrap_difference(truth, [baseline], [candidate], 400, 0.95, seed=1)
+    by_person = paired_bootstrap_difference(
+        truth, [baseline], [candidate], 400, 0.95, seed=1, groups=people
+    )
+    assert by_person.difference == by_image.difference
+    assert by_person.high - by_person.low > 2 * (by_image.high - by_image.low)
+
+
+def test_a_weighted_macro_f1_counts_an_image_as_often_as_its_weight():
+    rng = np.random.default_rng(4)
+    truth, predicted = rng.integers(0, 8, 200), rng.integers(0, 8, 200)
+    weights = rng.integers(0, 3, 200)
+    repeated = np.repeat(np.arange(200), weights)
+    assert weighted_macro_f1(truth, predicted, weights, 8) == pytest.approx(
+        macro_f1(truth[repeated], predicted[repeated])
+    )
+
+
+def run(truth, predicted, files=None, people=None) -> RunResult:
     outputs = SplitPredictions(truth, np.eye(8)[predicted])
-    return RunResult("id", {}, outputs, np.full(8, 1 / 8))
+    files = np.array([f"{i:04d}.jpg" for i in range(len(truth))]) if files is None else files
+    people = np.arange(len(truth)) // 2 if people is None else people
+    return RunResult("id", {}, outputs, np.full(8, 1 / 8), files=files, people=people)
+
+
+def arm(name, *runs_by_seed) -> ArmSummary:
+    return ArmSummary(name, [list(runs) for runs in runs_by_seed])
 
 
 def test_the_report_compares_arms_on_the_same_split_and_refuses_different_splits():
     truth = np.arange(80) % 8
     arms = {
-        "original": ArmSummary("original", [run(truth, np.zeros(80, int))]),
-        "balanced": ArmSummary("balanced", [run(truth, truth)]),
+        "original": arm("original", [run(truth, np.zeros(80, int))]),
+        "balanced": arm("balanced", [run(truth, truth)]),
     }
     report, summary, _ = summarise(arms, {}, BOOTSTRAP, seed=0)
-    assert "balanced vs original" in report and summary.difference.difference > 0.9
+    assert "against original" in report and summary.differences["balanced"].difference > 0.9
     other = {
         "original": arms["original"],
-        "balanced": ArmSummary("balanced", [run(truth[::-1], truth)]),
+        "balanced": arm("balanced", [run(truth[::-1], truth)]),
     }
     with pytest.raises(ConfigError, match="data.split.seed"):
         summarise(other, {}, BOOTSTRAP, seed=0)
+
+
+def test_folds_pool_into_one_prediction_per_image_and_every_arm_is_set_against_the_first():
+    truth = np.arange(120) % 8
+    files = np.array([f"{i:03d}.jpg" for i in range(120)])
+    parts = [np.arange(120)[i::3] for i in range(3)]  # three folds, each a third of the images
+
+    def folds(predicted):
+        return [run(truth[p], predicted[p], files[p], p // 4) for p in parts]
+
+    wrong = (truth + 1) % 8
+    half = np.where(np.arange(120) < 60, truth, wrong)
+    arms = {
+        "original": arm("original", folds(wrong)),
+        "balanced": arm("balanced", folds(truth)),
+        "sampler": arm("sampler", folds(half)),
+    }
+    report, summary, figures = summarise(arms, {}, BOOTSTRAP, seed=0)
+    assert [row["arm"] for row in summary.arms] == ["original", "balanced", "sampler"]
+    assert summary.arm_means == pytest.approx(
+        {"original": 0.0, "balanced": 1.0, "sampler": 0.5}, abs=0.02
+    )
+    assert set(summary.differences) == {"balanced", "sampler"} and summary.folds == 3
+    assert all(row["runs"] == 3 for row in summary.arms)
+    assert "3-fold identity-disjoint cross-validation" in report and "120 images" in report
+    assert {"confusion_side_by_side", "confusion_balanced"} <= set(figures)
+
+
+def test_a_class_with_fewer_than_ten_test_images_is_marked_in_the_per_class_table():
+    truth = np.array([0] * 30 + [1] * 4 + [2] * 12)
+    arms = {
+        "original": arm("original", [run(truth, np.zeros(46, int))]),
+        "balanced": arm("balanced", [run(truth, truth)]),
+    }
+    report, summary, _ = summarise(arms, {}, BOOTSTRAP, seed=0)
+    rows = {row["emotion"]: row for row in summary.per_class}
+    assert rows["contempt *"]["test images"] == 4 and rows["anger"]["test images"] == 30
+    assert "disgust *" not in rows and rows["disgust"]["balanced"] == 1.0
+    assert "fewer than 10 test images" in report
+
+
+def test_a_comparison_over_folds_trains_each_fold_of_an_identity_disjoint_cross_validation():
+    assert fold_overrides(None) == [[]]
+    parts = fold_overrides(3)
+    assert len(parts) == 3 and parts[2][-1] == "data.split.fold=2"
+    assert "data.split.method=identity_kfold" in parts[0] and "data.split.folds=3" in parts[0]
 
 
 def test_the_default_comparison_definition_is_composed_by_hydra_and_takes_overrides():
@@ -104,12 +185,12 @@ def test_the_benchmark_can_measure_the_tracking_server_alone_and_refuses_unknown
 def test_the_seed_protocol_references_are_reported_as_mean_and_spread_over_their_seeds():
     truth = np.arange(80) % 8
     arms = {
-        "original": ArmSummary("original", [run(truth, np.zeros(80, int))]),
-        "balanced": ArmSummary("balanced", [run(truth, truth)]),
+        "original": arm("original", [run(truth, np.zeros(80, int))]),
+        "balanced": arm("balanced", [run(truth, truth)]),
     }
     half_right = np.where(truth < 4, truth, 0)
     references = {
-        "seed_original": ArmSummary("seed_original", [run(truth, truth), run(truth, half_right)])
+        "seed_original": arm("seed_original", [run(truth, truth)], [run(truth, half_right)])
     }
     report, summary, _ = summarise(arms, references, BOOTSTRAP, seed=0)
     (row,) = summary.references
@@ -120,7 +201,7 @@ def test_the_seed_protocol_references_are_reported_as_mean_and_spread_over_their
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_reference_and_seed(
+def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_fold_reference_and_seed(
     tmp_path, tiny_run_overrides, monkeypatch
 ):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -131,22 +212,28 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_reference_and_
         yaml.safe_dump(
             {
                 "name": "tiny",
-                "base": ["data.split.seed=42", "trainer.max_epochs=1"],
-                "arms": {"original": ["balancing=none"], "balanced": ["balancing=balanced"]},
+                "base": ["data.split.seed=42", "trainer.max_epochs=1", "posthoc=offsets"],
+                "arms": {
+                    "original": ["balancing=none"],
+                    "balanced": ["balancing=balanced"],
+                    "hog": ["model=hog_svm"],
+                },
+                "folds": 2,
                 "seeds": [1, 2],
                 "bootstrap": {"resamples": 50, "confidence": 0.9},
                 "references": {
                     "seed_original": ["experiment=seed_original", "trainer.max_epochs=1"]
                 },
                 "framing": {"arms": {"balanced+face": ["balancing=balanced", "face=haar"]}},
-            }
+            },
+            sort_keys=False,  # the first arm is the baseline
         )
     )
     argv = [
         f"hydra.searchpath=[file://{definitions}]",  # a folder of one's own definitions
         "sweeps@compare=tiny_compare",
         f"paths.root_dir={tmp_path}",
-        *tiny_run_overrides,
+        *(o for o in tiny_run_overrides if not o.startswith("model.")),  # the HOG arm has no net
     ]
     report, parent_id = run_comparison(CONFIG_DIR, argv)
 
@@ -156,16 +243,23 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_reference_and_
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
     )
-    assert sorted(run.info.run_name for run in children) == [
-        "balanced+face-seed1", "balanced+face-seed2", "balanced-seed1", "balanced-seed2",
-        "original-seed1", "original-seed2", "seed_original-seed1", "seed_original-seed2",
-    ]  # fmt: skip
+    names = sorted(run.info.run_name for run in children)
+    arms = ("balanced+face", "balanced", "hog", "original")
+    assert names == sorted(
+        [f"{arm}-fold{fold}-seed{seed}" for arm in arms for fold in (0, 1) for seed in (1, 2)]
+        + ["seed_original-seed1", "seed_original-seed2"]
+    )
     assert all(run.info.status == "FINISHED" for run in children)
+    fold_tags = {run.data.tags.get("fold") for run in children}
+    assert fold_tags == {"0", "1", None}  # None: the references, one split per seed
     assert {a.path for a in client.list_artifacts(parent_id, "comparison")} >= {
         "comparison/report.md",
         "comparison/confusion_side_by_side.png",
     }
-    assert "| seed_original |" in report and "paired bootstrap" in report
+    assert "| seed_original |" in report and "resamples people" in report
+    assert "2-fold identity-disjoint cross-validation" in report
+    metrics = parent.data.metrics
+    assert {"comparison/balanced/macro_f1_difference", "comparison/hog/macro_f1"} <= set(metrics)
     # The framing check: every honest arm scored on reframed test images, the face arm too.
     framing = report.split("## Framing")[1]
     for arm in ("original", "balanced", "balanced+face"):

@@ -130,6 +130,34 @@ def test_class_weights_from_balancing_and_a_weighted_loss_are_not_both_applied()
         ClassWeighted().fit(COUNTS, class_weights=torch.tensor([0.5, 1.5]))
 
 
+ALL_LOSSES = [
+    lambda: CrossEntropy(label_smoothing=0.1),
+    lambda: ClassWeighted("effective_number", beta=0.9),
+    lambda: LogitAdjusted(tau=1.0),
+    lambda: BalancedSoftmax(),
+    lambda: LDAM(drw_epoch=0),
+    lambda: Focal(gamma=2.0),
+]
+
+
+@pytest.mark.parametrize("make", ALL_LOSSES)
+def test_every_loss_takes_a_mixed_batchs_soft_targets_one_hot_ones_as_the_labels(make):
+    loss = make()
+    loss.fit(torch.tensor([3, 1, 2]))
+    loss.train()
+    logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 0, 2])
+    one_hot = torch.nn.functional.one_hot(labels, 3).float()
+    assert loss(logits, one_hot).item() == pytest.approx(loss(logits, labels).item(), rel=1e-5)
+    # Half of each image's target on another class: the mean of the two losses, by weight.
+    other = labels.roll(1)
+    mixed = 0.5 * one_hot + 0.5 * torch.nn.functional.one_hot(other, 3).float()
+    both = torch.cat([loss.per_sample(logits, labels), loss.per_sample(logits, other)])
+    weights = torch.cat([loss.sample_weight(labels), loss.sample_weight(other)])
+    assert loss(logits, mixed).item() == pytest.approx(
+        (both.sum() / weights.sum()).item(), rel=1e-5
+    )
+
+
 @pytest.mark.parametrize(
     "option",
     ["cross_entropy", "class_weighted", "logit_adjusted", "balanced_softmax", "ldam_drw", "focal"],

@@ -1,11 +1,15 @@
-"""The seed's CNNs, built from the real configs; shapes that cannot work fail at start."""
+"""The seed's CNNs, the residual network, batch mixing and the HOG reference, built from the
+real configs; shapes that cannot work fail at start."""
 
+import mlflow
+import numpy as np
 import pytest
 import torch
 
 from fersweep.config import build
 from fersweep.errors import ConfigError
 from fersweep.model import count_parameters
+from fersweep.train import train
 
 
 def test_seed_cnn_has_the_parameter_count_of_the_seed_reports_figure_5(compose):
@@ -65,3 +69,76 @@ def test_the_old_spellings_still_compose_for_one_release_with_a_warning(compose)
         cfg = compose("model.filters=32", "augment=balanced", "augment.factor=4")
     assert cfg.model.net.filters == 32
     assert cfg.balancing.method == "augment" and cfg.balancing.factor == 4
+
+
+def without_cnn(overrides: list[str]) -> list[str]:
+    """The tiny run's overrides without its CNN settings, for another model."""
+    return [o for o in overrides if not o.startswith("model.")]
+
+
+def test_the_residual_network_takes_grey_faces_and_grows_with_width_and_depth(compose):
+    small = build(compose("model=resnet").model)
+    assert small(torch.randint(0, 256, (2, 1, 50, 50), dtype=torch.uint8)).shape == (2, 8)
+    wider = build(compose("model=resnet", "model.net.width=32", "model.net.blocks=[2,2,2]").model)
+    assert count_parameters(wider.net) > 4 * count_parameters(small.net)
+    blocks = [m for m in wider.net.modules() if type(m).__name__ == "BasicBlock"]
+    assert len(blocks) == 6  # torchvision's
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["model.net.blocks=[1,1,1,1,1,1,1]", "data.preprocess.size=32"], "model.net.blocks"),
+        (["model.net.blocks=[]"], "model.net.blocks"),
+        (["model.net.width=0"], "model.net.width"),
+        (["model.net.dropout=1.0"], "model.net.dropout"),
+    ],
+)
+def test_a_residual_network_that_cannot_work_fails_naming_the_key(compose, overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        build(compose("model=resnet", *overrides).model)
+
+
+@pytest.mark.parametrize("option", ["mixup", "cutmix", "mixup_cutmix"])
+def test_mixing_turns_a_batch_into_blended_images_and_soft_targets(compose, option):
+    mix = build(compose(f"mix={option}", "mix.probability=1.0").mix)
+    images = torch.randint(0, 256, (8, 1, 50, 50), dtype=torch.uint8)
+    labels = torch.arange(8)
+    mixed, targets = mix(images, labels)
+    assert mixed.dtype == torch.float32 and mixed.shape == images.shape
+    assert targets.shape == (8, 8) and targets.sum(dim=1) == pytest.approx(torch.ones(8))
+    assert (targets > 0).sum(dim=1).max() <= 2  # each image and its neighbour
+
+
+def test_no_mixing_passes_the_batch_through_and_bad_mix_settings_are_named(compose):
+    mix = build(compose("mix=none").mix)
+    images, labels = torch.zeros(2, 1, 4, 4), torch.tensor([0, 1])
+    assert mix(images, labels) == (images, labels)
+    for override, key in (("mix.methods=[blend]", "mix.methods"), ("mix.alpha=0", "mix.alpha")):
+        with pytest.raises(ConfigError, match=key):
+            build(compose("mix=mixup", override).mix)
+
+
+def test_a_residual_network_trains_with_mixing_in_a_tracked_run(compose, tiny_run_overrides):
+    cfg = compose(*without_cnn(tiny_run_overrides), "model=resnet", "mix=mixup_cutmix")
+    result = train(cfg)
+    run = mlflow.MlflowClient(cfg.tracking.tracking_uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED" and np.isfinite(run.data.metrics["train/loss"])
+    assert "mixup" in run.data.params["mix.methods"] and "cutmix" in run.data.params["mix.methods"]
+
+
+def test_the_hog_reference_is_a_tracked_run_scored_like_a_network(compose, tiny_run_overrides):
+    cfg = compose(*without_cnn(tiny_run_overrides), "model=hog_svm")
+    result = train(cfg)
+    run = mlflow.MlflowClient(cfg.tracking.tracking_uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test/macro_f1"] == pytest.approx(result.metrics["test/macro_f1"])
+    assert result.outputs.probabilities.sum(axis=1) == pytest.approx(np.ones(len(result.truth)))
+    assert len(result.files) == len(result.people) == len(result.truth)
+    assert run.data.params["model._target_"] == "fersweep.classical.HogLinearSVC"
+
+
+def test_hog_settings_that_cannot_work_are_named(compose):
+    for override, key in (("model.cell=7", "model.cell"), ("model.C=0", "model.C")):
+        with pytest.raises(ConfigError, match=key):
+            build(compose("model=hog_svm", override).model)

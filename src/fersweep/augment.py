@@ -152,3 +152,38 @@ class BatchAugment:
         start = (torch.rand(len(x), device=x.device) * (side - length + 1)).floor()
         positions = torch.arange(side, device=x.device)
         return (positions >= start[:, None]) & (positions < (start + length)[:, None])
+
+
+class BatchMix:
+    """Mixup and/or cutmix on whole training batches (torchvision's `transforms.v2.MixUp` and
+    `CutMix`; one of `methods` drawn per batch), applied to a batch with `probability`. Returns
+    float images and soft targets (N x classes), which every loss in fersweep.losses accepts."""
+
+    METHODS = ("mixup", "cutmix")
+
+    def __init__(self, methods: list[str], alpha: float, probability: float, num_classes: int):
+        from torchvision.transforms import v2
+
+        unknown = sorted(set(methods) - set(self.METHODS))
+        if unknown:
+            raise ConfigError(f"mix.methods: unknown {unknown}; choose from {list(self.METHODS)}")
+        if alpha <= 0:
+            raise ConfigError(f"mix.alpha={alpha}: must be positive (the Beta distribution's)")
+        if not 0 <= probability <= 1:
+            raise ConfigError(f"mix.probability={probability}: must be in [0, 1]")
+        kinds = {"mixup": v2.MixUp, "cutmix": v2.CutMix}
+        transforms = [kinds[m](alpha=alpha, num_classes=num_classes) for m in methods]
+        self.transform = v2.RandomChoice(transforms) if transforms else None
+        self.probability = probability
+
+    @property
+    def active(self) -> bool:
+        return self.transform is not None and self.probability > 0
+
+    def __call__(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.active or torch.rand(()) >= self.probability:
+            return images, labels
+        # The pairs are neighbours in the batch (torchvision's convention): the loader shuffles.
+        return self.transform(images.float(), labels)

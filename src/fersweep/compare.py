@@ -1,11 +1,15 @@
-"""Original against balanced data, measured honestly: same test split, several seeds, paired
-bootstrap on the difference, and the seed report's leaky protocol alongside for reference."""
+"""Imbalance methods compared honestly: every arm on the same identity-disjoint split or on every
+fold of a cross-validation (out-of-fold predictions pooled, so every image is tested once), over
+seeds, each arm against the first (the baseline) with a paired bootstrap that resamples people,
+and the seed report's leaky protocol alongside for reference."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ from fersweep.config import build, compose_config, compose_definition
 from fersweep.console import console
 from fersweep.definitions import Bootstrap, ComparisonDefinition
 from fersweep.errors import ConfigError
-from fersweep.figures import confusion_pair_figure
+from fersweep.figures import confusion_figure, confusion_pair_figure
 from fersweep.metrics import (
     Difference,
     Evaluation,
@@ -32,95 +36,178 @@ from fersweep.tracking import Tracker, artifacts
 from fersweep.train import RunPlacement, RunResult, train
 
 log = logging.getLogger(__name__)
+FEW_IMAGES = 10  # a class F1 on fewer test images than this is marked as such
 
 
 @dataclass
 class ComparisonSummary:
-    """The comparison's numbers: the difference with its interval, and the report's tables
-    as records (rows of dicts, as they go to `comparison/summary.json`)."""
+    """The comparison's numbers: each arm's difference from the baseline with its interval,
+    and the report's tables as records (rows of dicts, as they go to `comparison/summary.json`)."""
 
     baseline: str
-    candidate: str
-    difference: Difference
+    differences: dict[str, Difference]
     arms: list[dict[str, Any]]
     per_class: list[dict[str, Any]]
     precision_at_prevalence: list[dict[str, Any]]
     references: list[dict[str, Any]]
+    folds: int | None = None
     framing: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def arm_means(self) -> dict[str, float]:
-        """Macro F1 mean per arm, as the headline table has it."""
-        return {row["arm"]: float(row["macro F1 mean"]) for row in self.arms}
+        """Pooled macro F1 per arm, as the headline table has it."""
+        return {row["arm"]: float(row["macro F1"]) for row in self.arms}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass
+class OutOfFold:
+    """One seed's predictions for every evaluated image, each from the run that did not train
+    on it (with one split: that split's), sorted by file so arms line up image by image."""
+
+    files: np.ndarray
+    people: np.ndarray
+    truth: np.ndarray
+    probabilities: np.ndarray
+    plain: np.ndarray  # before the post-hoc steps
+
+    @classmethod
+    def pool(cls, runs: Sequence[RunResult]) -> OutOfFold:
+        def joined(get) -> np.ndarray:
+            return np.concatenate([get(r) for r in runs])
+
+        files = joined(lambda r: r.files)
+        order = np.argsort(files, kind="stable")
+        if len(np.unique(files)) != len(files):
+            raise ConfigError(
+                "an image was tested by two runs of one seed: the folds overlap (fix "
+                "data.split.seed in the base overrides, one seed for every fold)"
+            )
+        plain = joined(lambda r: (r.plain or r.outputs).probabilities)
+        return cls(
+            files[order],
+            joined(lambda r: r.people)[order],
+            joined(lambda r: r.truth)[order],
+            joined(lambda r: r.outputs.probabilities)[order],
+            plain[order],
+        )
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @cached_property
+    def evaluation(self) -> Evaluation:
+        return evaluate(self.truth, self.predicted)
+
+    @cached_property
+    def plain_evaluation(self) -> Evaluation:
+        return evaluate(self.truth, self.plain.argmax(axis=1))
+
+
+@dataclass
 class ArmSummary:
+    """An arm's runs, per seed: one per fold (a single run with one split)."""
+
     name: str
-    runs: list[RunResult]
+    by_seed: list[list[RunResult]]
+
+    @property
+    def runs(self) -> list[RunResult]:
+        return [run for runs in self.by_seed for run in runs]
+
+    @cached_property
+    def out_of_fold(self) -> list[OutOfFold]:
+        return [OutOfFold.pool(runs) for runs in self.by_seed]
 
     @property
     def pooled(self) -> Evaluation:
-        """All seeds' predictions on the test split, pooled (for tables and confusion matrices)."""
+        """Every seed's out-of-fold predictions together (for tables and confusion matrices)."""
         return evaluate(
-            np.concatenate([r.truth for r in self.runs]),
-            np.concatenate([r.predicted for r in self.runs]),
+            np.concatenate([o.truth for o in self.out_of_fold]),
+            np.concatenate([o.predicted for o in self.out_of_fold]),
+        )
+
+    def pooled_metric(self, name: str, plain: bool = False) -> float:
+        """A metric of the out-of-fold predictions, averaged over seeds."""
+        return float(
+            np.mean(
+                [
+                    (o.plain_evaluation if plain else o.evaluation).metrics[name]
+                    for o in self.out_of_fold
+                ]
+            )
         )
 
     def metric(self, name: str) -> np.ndarray:
+        """A metric of every run (fold and seed) on its own test part."""
         return np.array([r.evaluation.metrics[name] for r in self.runs])
 
 
 def run_comparison(config_dir: Path, argv: Sequence[str] = ()) -> tuple[str, str]:
     """`python compare.py <argv>`: `compare.<key>=<value>` changes the definition
-    (sweeps/compare.yaml), any other override changes every run. Trains every arm and seed (and
-    each reference) as nested MLflow runs; returns the Markdown report and the parent run's id."""
+    (sweeps/compare.yaml), any other override changes every run. Trains every arm on every fold
+    and seed (and each reference over the seeds) as nested MLflow runs; returns the Markdown
+    report and the parent run's id."""
     composed, overrides = compose_definition(config_dir, "compare", argv)
     definition: ComparisonDefinition = OmegaConf.to_object(composed.compare)
     framing = definition.framing
     reframe = [f"reframe={framing.reframe}"] if framing.reframe else []
     base = [*definition.base, *reframe, *overrides]
     cfg = compose_config(config_dir, base)
+    parts = fold_overrides(definition.folds)
     tracker: Tracker = build(cfg.tracking)
     with tracker.run(f"compare-{definition.name}", tags={"kind": "comparison"}) as parent:
         artifacts.log_dict(asdict(definition), "comparison/definition.json")
         parent_id = parent.info.run_id
-        arms = {
-            arm: _train_arm(config_dir, arm, [*base, *arm_overrides], definition.seeds, parent_id)
-            for arm, arm_overrides in definition.arms.items()
-        }
-        framing_arms = {
-            arm: _train_arm(config_dir, arm, [*base, *arm_overrides], definition.seeds, parent_id)
-            for arm, arm_overrides in framing.arms.items()
-        }
-        # The references keep their own protocol (not `base`) but run over the same seeds:
-        # one seed's score swings by several points, too much to compare with the report.
+
+        def arm(name: str, arm_overrides: list[str]) -> ArmSummary:
+            return _train_arm(
+                config_dir, name, [*base, *arm_overrides], definition.seeds, parts, parent_id
+            )
+
+        arms = {name: arm(name, arm_overrides) for name, arm_overrides in definition.arms.items()}
+        framing_arms = {name: arm(name, o) for name, o in framing.arms.items()}
+        # The references keep their own protocol (not `base`, one random split per seed) but run
+        # over the same seeds: one seed's score swings by several points.
         references = {
             name: _train_arm(
                 config_dir,
                 name,
                 [*ref, *overrides],
                 definition.seeds,
+                [[]],
                 parent_id,
                 {"protocol": "seed (leaky)"},
             )
             for name, ref in definition.references.items()
         }
-        report, summary, figure = summarise(arms, references, definition.bootstrap, cfg.seed)
+        report, summary, figures = summarise(arms, references, definition.bootstrap, cfg.seed)
         if framing.reframe:
             table = framing_table({**arms, **framing_arms})
             report += framing_section(table, framing.tolerance)
             summary.framing = table.to_dict(orient="records")
-        artifacts.log_comparison(report, summary, figure)
+        artifacts.log_comparison(report, summary, figures)
         path = Path(cfg.paths.output_dir) / "compare" / parent_id / "report.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(report)
+        (path.parent / "summary.json").write_text(
+            json.dumps(summary.as_dict(), indent=2, default=_plain)
+        )
     console.print(Markdown(report))
     console.print(f"report written to {path} and to MLflow run {parent_id}")
     return report, parent_id
+
+
+def fold_overrides(folds: int | None) -> list[list[str]]:
+    """The overrides of each part a seed is trained on: every fold of an identity-disjoint
+    cross-validation, or (folds=None) the one split the base overrides describe."""
+    if folds is None:
+        return [[]]
+    method = ["data.split.method=identity_kfold", f"data.split.folds={folds}"]
+    return [[*method, f"data.split.fold={fold}"] for fold in range(folds)]
 
 
 def _train_arm(
@@ -128,18 +215,27 @@ def _train_arm(
     name: str,
     overrides: list[str],
     seeds: Sequence[int],
+    parts: list[list[str]],
     parent: str,
     tags: Mapping[str, str] | None = None,
 ) -> ArmSummary:
-    """One nested MLflow run per seed, all with the same overrides."""
-    runs = []
+    """One nested MLflow run per seed and part (fold), all with the same overrides."""
+    by_seed = []
     for seed in seeds:
-        run_overrides = [*overrides, f"seed={seed}"]
-        cfg: DictConfig = compose_config(config_dir, run_overrides)
-        run_tags = {**(tags or {}), "arm": name, "seed": str(seed)}
-        placement = RunPlacement(parent_run_id=parent, name=f"{name}-seed{seed}", tags=run_tags)
-        runs.append(train(cfg, run_overrides, placement=placement))
-    return ArmSummary(name, runs)
+        runs = []
+        for number, part in enumerate(parts):
+            run_overrides = [*overrides, *part, f"seed={seed}"]
+            cfg: DictConfig = compose_config(config_dir, run_overrides)
+            fold = f"-fold{number}" if part else ""
+            run_tags = {**(tags or {}), "arm": name, "seed": str(seed)}
+            if part:
+                run_tags["fold"] = str(number)
+            placement = RunPlacement(
+                parent_run_id=parent, name=f"{name}{fold}-seed{seed}", tags=run_tags
+            )
+            runs.append(train(cfg, run_overrides, placement=placement))
+        by_seed.append(runs)
+    return ArmSummary(name, by_seed)
 
 
 def summarise(
@@ -147,51 +243,75 @@ def summarise(
     references: Mapping[str, ArmSummary],
     bootstrap: Bootstrap,
     seed: int,
-) -> tuple[str, ComparisonSummary, plt.Figure]:
-    """The Markdown report, its numbers as a dict, and the side-by-side confusion figure."""
-    (baseline, candidate) = arms.values()
-    truth = baseline.runs[0].truth
+) -> tuple[str, ComparisonSummary, dict[str, plt.Figure]]:
+    """The Markdown report, its numbers as a dict, and its figures by name (the baseline beside
+    the best arm, and each arm's pooled confusion matrix)."""
+    baseline, *others = arms.values()
+    reference = baseline.out_of_fold[0]
     for arm in arms.values():
-        for run in arm.runs:
-            if not np.array_equal(run.truth, truth):
+        for pooled in arm.out_of_fold:
+            if not (
+                np.array_equal(pooled.files, reference.files)
+                and np.array_equal(pooled.truth, reference.truth)
+            ):
                 raise ConfigError(
-                    "the arms were tested on different splits; fix data.split.seed in the base "
-                    "overrides so every arm and seed shares one test split"
+                    "the arms were tested on different images; fix data.split.seed in the base "
+                    "overrides so every arm and seed shares one split (or one set of folds)"
                 )
-    difference = paired_bootstrap_difference(
-        truth,
-        [r.predicted for r in baseline.runs],
-        [r.predicted for r in candidate.runs],
-        resamples=bootstrap.resamples,
-        confidence=bootstrap.confidence,
-        seed=seed,
-    )
-    prevalence = baseline.runs[0].prevalence
-    headline = _headline_table(arms)
-    per_class = _per_class_table(baseline, candidate)
-    bayes = _bayes_table(arms, references, prevalence)
+    differences = {
+        arm.name: paired_bootstrap_difference(
+            reference.truth,
+            [o.predicted for o in baseline.out_of_fold],
+            [o.predicted for o in arm.out_of_fold],
+            resamples=bootstrap.resamples,
+            confidence=bootstrap.confidence,
+            seed=seed,
+            groups=reference.people,
+        )
+        for arm in others
+    }
+    folds = len(baseline.by_seed[0])
+    headline = _headline_table(arms, differences)
+    per_class = _per_class_table(arms, reference.truth)
+    bayes = _bayes_table(arms, references, baseline.runs[0].prevalence)
     reference_table = _reference_table(references)
-    figure = confusion_pair_figure(
-        baseline.pooled,
-        candidate.pooled,
-        (f"{baseline.name} (seeds pooled)", f"{candidate.name} (seeds pooled)"),
+    best = max(others, key=lambda arm: arm.pooled_metric("macro_f1"))
+    figures = {
+        "confusion_side_by_side": confusion_pair_figure(
+            baseline.pooled, best.pooled, (f"{baseline.name} (pooled)", f"{best.name} (pooled)")
+        ),
+        **{
+            f"confusion_{arm.name}": confusion_figure(arm.pooled, True, f"{arm.name}: pooled")
+            for arm in arms.values()
+        },
+    }
+    tested = (
+        f"{folds}-fold identity-disjoint cross-validation: every one of the {len(reference.truth)} "
+        "images is tested once, by the fold that did not train on it, and the out-of-fold "
+        "predictions are pooled"
+        if folds > 1
+        else f"one identity-disjoint test split of {len(reference.truth)} original images"
     )
     lines = [
-        f"# {candidate.name} vs {baseline.name}: macro F1 on the test split",
+        f"# Imbalance methods against {baseline.name}: macro F1",
         "",
-        f"Test split: {len(truth)} original images, identity-disjoint from training; "
-        f"{len(baseline.runs)} seed(s) per arm.",
+        f"{tested}; {len(baseline.by_seed)} seed(s) per arm, {len(np.unique(reference.people))} "
+        "people.",
         "",
         headline.to_markdown(index=False, floatfmt=".4f"),
         "",
-        f"**Difference ({candidate.name} − {baseline.name}) in macro F1: "
-        f"{difference.difference:+.4f}**, {difference.confidence:.0%} paired bootstrap "
-        f"interval [{difference.low:+.4f}, {difference.high:+.4f}] "
-        f"({difference.resamples} resamples of the test images).",
+        f"*macro F1*, *balanced accuracy*, *accuracy*: of the pooled predictions (mean over seeds); "
+        f"*per run*: mean and sd of each run on its own test part; *network alone*: before the "
+        f"post-hoc steps (flip, offsets); *Δ*: macro F1 minus {baseline.name}'s, with a "
+        f"{bootstrap.confidence:.0%} paired bootstrap interval that resamples people "
+        f"({bootstrap.resamples} draws; one person's images are not independent).",
         "",
-        "## Per emotion: recall and F1 (seeds pooled)",
+        "## Per emotion: F1 of the pooled predictions",
         "",
         per_class.to_markdown(floatfmt=".3f"),
+        "",
+        f"\\* fewer than {FEW_IMAGES} test images: one image more or less right moves this F1 "
+        "by a tenth or more; read it as an anecdote, not a measurement.",
         "",
         "## Is a predicted emotion right? Precision at the natural prevalence",
         "",
@@ -216,47 +336,57 @@ def summarise(
         ]
     summary = ComparisonSummary(
         baseline.name,
-        candidate.name,
-        difference,
+        differences,
         headline.to_dict(orient="records"),
         per_class.reset_index().to_dict(orient="records"),
         bayes.reset_index().to_dict(orient="records"),
         reference_table.to_dict(orient="records"),
+        folds if folds > 1 else None,
     )
-    return "\n".join(lines) + "\n", summary, figure
+    return "\n".join(lines) + "\n", summary, figures
 
 
-def _headline_table(arms: Mapping[str, ArmSummary]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
+def _headline_table(
+    arms: Mapping[str, ArmSummary], differences: Mapping[str, Difference]
+) -> pd.DataFrame:
+    rows = []
+    for arm in arms.values():
+        difference = differences.get(arm.name)
+        per_run = arm.metric("macro_f1")
+        rows.append(
             {
                 "arm": arm.name,
-                "macro F1 mean": arm.metric("macro_f1").mean(),
-                "macro F1 sd": _spread(arm.metric("macro_f1")),
-                "accuracy": arm.metric("accuracy").mean(),
-                "balanced accuracy": arm.metric("balanced_accuracy").mean(),
+                "macro F1": arm.pooled_metric("macro_f1"),
+                "balanced accuracy": arm.pooled_metric("balanced_accuracy"),
+                "accuracy": arm.pooled_metric("accuracy"),
+                "per run mean": per_run.mean(),
+                "per run sd": _spread(per_run),
+                "network alone": arm.pooled_metric("macro_f1", plain=True),
+                "Δ": difference.difference if difference else np.nan,
+                "Δ low": difference.low if difference else np.nan,
+                "Δ high": difference.high if difference else np.nan,
                 "runs": len(arm.runs),
             }
-            for arm in arms.values()
-        ]
-    )
+        )
+    return pd.DataFrame(rows)
 
 
 def _spread(values: np.ndarray) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-def _per_class_table(baseline: ArmSummary, candidate: ArmSummary) -> pd.DataFrame:
-    left, right = baseline.pooled.per_class, candidate.pooled.per_class
-    return pd.DataFrame(
-        {
-            "support": left["support"] // len(baseline.runs),
-            f"recall {baseline.name}": left["recall"],
-            f"recall {candidate.name}": right["recall"],
-            f"F1 {baseline.name}": left["f1-score"],
-            f"F1 {candidate.name}": right["f1-score"],
-        }
-    )
+def _per_class_table(arms: Mapping[str, ArmSummary], truth: np.ndarray) -> pd.DataFrame:
+    """Per emotion: its test images and each arm's F1 (pooled, mean over seeds); an emotion
+    with fewer than FEW_IMAGES test images is marked with an asterisk."""
+    support = np.bincount(truth, minlength=len(EMOTIONS))
+    names = [f"{e} *" if n < FEW_IMAGES else e for e, n in zip(EMOTIONS, support)]
+    table = pd.DataFrame({"test images": support}, index=pd.Index(names, name="emotion"))
+    for arm in arms.values():
+        f1 = np.mean(
+            [o.evaluation.per_class["f1-score"].to_numpy() for o in arm.out_of_fold], axis=0
+        )
+        table[arm.name] = f1
+    return table
 
 
 def _bayes_table(arms, references, prevalence: np.ndarray) -> pd.DataFrame:
@@ -287,6 +417,11 @@ def _reference_table(references: Mapping[str, ArmSummary]) -> pd.DataFrame:
             for reference in references.values()
         ]
     )
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers, for json."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def framing_table(arms: Mapping[str, ArmSummary]) -> pd.DataFrame:

@@ -158,12 +158,13 @@ class Framing:
 
 @dataclass
 class ComparisonDefinition:
-    """`sweeps/compare.yaml`: shared overrides, the two arms, the seeds, the references, the
-    framing check."""
+    """`sweeps/compare.yaml`: shared overrides, the arms (the first is the baseline), the folds,
+    the seeds, the references, the framing check."""
 
     name: str = MISSING
     base: list[str] = field(default_factory=list)
-    arms: dict[str, list[str]] = MISSING  # exactly two: baseline first, candidate second
+    arms: dict[str, list[str]] = MISSING  # two or more: the baseline first
+    folds: int | None = None  # identity_kfold over this many folds; null: base's one split
     seeds: list[int] = MISSING
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
     references: dict[str, list[str]] = field(default_factory=dict)
@@ -177,8 +178,12 @@ class ComparisonDefinition:
         clash = set(self.framing.arms) & set(self.arms)
         if clash:
             raise ConfigError(f"compare.framing.arms reuses the arm name(s) {sorted(clash)}")
-        if len(self.arms) != 2:
-            raise ConfigError(f"compare.arms must name exactly two arms, got {list(self.arms)}")
+        if len(self.arms) < 2:
+            raise ConfigError(
+                f"compare.arms must name at least two arms (the baseline first), got {list(self.arms)}"
+            )
+        if self.folds is not None and self.folds < 2:
+            raise ConfigError(f"compare.folds={self.folds}: use 2 or more, or null for one split")
         if not self.seeds:
             raise ConfigError("compare.seeds must list at least one seed")
 

@@ -72,10 +72,31 @@ class ImbalanceLoss(nn.Module):
         return logits
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The weighted mean loss of a batch. `labels`: class indices (N), or a mixed batch's
+        soft targets (N x C, from mixup or cutmix): each image's loss is then the target-weighted
+        sum of its loss for each class (the mixup paper's λ·L(a) + (1 - λ)·L(b))."""
+        if labels.ndim == 1:
+            return self.per_sample(logits, labels).sum() / self.sample_weight(labels).sum()
+        total = weights = logits.new_zeros(())
+        for label in torch.nonzero(labels.sum(dim=0)).flatten().tolist():
+            share = labels[:, label]
+            target = torch.full_like(share, label, dtype=torch.long)
+            total = total + (share * self.per_sample(logits, target)).sum()
+            weights = weights + (share * self.sample_weight(target)).sum()
+        return total / weights
+
+    def per_sample(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Each image's loss, already multiplied by its class weight (as cross_entropy does)."""
         if self.training:
             logits = self.adjust(logits, labels)
         weight = self.weight if self.weight.numel() else None
-        return F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(
+            logits, labels, weight=weight, label_smoothing=self.label_smoothing, reduction="none"
+        )
+
+    def sample_weight(self, labels: torch.Tensor) -> torch.Tensor:
+        """What the weighted mean divides by, per image: its class weight (1 unweighted)."""
+        return self.weight[labels] if self.weight.numel() else torch.ones_like(labels).float()
 
     @property
     def prior(self) -> torch.Tensor:
@@ -184,13 +205,10 @@ class Focal(ImbalanceLoss):
         _in_range("gamma", gamma, 0.0, 10.0, closed_high=True)
         self.gamma = gamma
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def per_sample(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         classes = logits.shape[1]
         smooth = self.label_smoothing
         targets = F.one_hot(labels, classes).float() * (1 - smooth) + smooth / classes
         log_p = F.log_softmax(logits, dim=1)
         per_sample = (-targets * (1 - log_p.exp()) ** self.gamma * log_p).sum(dim=1)
-        if not self.weight.numel():
-            return per_sample.mean()
-        weight = self.weight[labels]  # a weighted mean, as cross_entropy takes one
-        return (per_sample * weight).sum() / weight.sum()
+        return per_sample * self.sample_weight(labels)

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassF1Score
 
+from fersweep.augment import BatchMix
 from fersweep.errors import ConfigError
 from fersweep.losses import ImbalanceLoss
 from fersweep.metrics import SplitPredictions
+from fersweep.posthoc import PostHoc, apply_offsets, fit_offsets, probabilities
 
 INITS = ("torch", "glorot")
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -92,6 +95,61 @@ class EmotionCNN(nn.Module):
         return self.layers(images.float() / 255.0)
 
 
+class EmotionResNet(nn.Module):
+    """A small residual network for grey (or colour) faces, from torchvision's `BasicBlock`:
+    a 3x3 stem of `width` channels, then one stage per entry of `blocks` (that many blocks;
+    each later stage halves the side and doubles the channels), global average pooling,
+    dropout and the class layer. Built from scratch (`weights=None` in torchvision's terms:
+    nothing is downloaded). Takes 0-255 images like EmotionCNN."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        num_classes: int,
+        width: int,
+        blocks: Sequence[int],
+        dropout: float,
+    ) -> None:
+        from torchvision.models.resnet import BasicBlock
+
+        super().__init__()
+        _check_positive(width=width)
+        _check_dropout(dropout=dropout)
+        if not blocks or any(b <= 0 for b in blocks):
+            raise ConfigError(f"model.net.blocks={list(blocks)}: list positive block counts")
+        if image_size < 2 ** len(blocks):
+            raise ConfigError(
+                f"model.net.blocks: {len(blocks)} stages halve a {image_size}x{image_size} image "
+                "to nothing; use fewer stages or larger images (data.preprocess.size)"
+            )
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        ]
+        channels = width
+        for stage, count in enumerate(blocks):
+            out = width * 2**stage
+            stride = 1 if stage == 0 else 2
+            for number in range(count):
+                step = stride if number == 0 else 1
+                downsample = None
+                if step != 1 or channels != out:
+                    downsample = nn.Sequential(
+                        nn.Conv2d(channels, out, 1, stride=step, bias=False), nn.BatchNorm2d(out)
+                    )
+                layers.append(BasicBlock(channels, out, stride=step, downsample=downsample))
+                channels = out
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout)]
+        layers.append(nn.Linear(channels, num_classes))
+        self.layers = nn.Sequential(*layers)
+        self.input_shape = (in_channels, image_size, image_size)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images.float() / 255.0)
+
+
 def _glorot(layer: nn.Module) -> None:
     if isinstance(layer, (nn.Conv2d, nn.Linear)):
         nn.init.xavier_uniform_(layer.weight)
@@ -125,17 +183,23 @@ def _check_dropout(**settings: float) -> None:
 
 class EmotionClassifier(pl.LightningModule):
     """Training of `net` with the loss group's loss (weighted when the balancing says so), macro F1
-    per epoch, and the evaluated split's truth and probabilities kept by `test_step`."""
+    per epoch, and the evaluated split's truth and probabilities kept by `test_step`, after the
+    post-hoc steps (`posthoc`: flip test-time augmentation, offsets fitted on the validation
+    split when the test starts); `plain_outputs` keeps the network's own probabilities."""
 
     def __init__(
         self,
         net: nn.Module,
         optimizer: Callable[..., torch.optim.Optimizer],
         loss: ImbalanceLoss,
+        posthoc: PostHoc,
+        mix: BatchMix,
         num_classes: int,
     ) -> None:
         super().__init__()
         self.net, self.optimizer_factory, self.loss = net, optimizer, loss
+        self.posthoc, self.mix = posthoc, mix
+        self.offsets: np.ndarray | None = None  # fitted when the test starts
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.train_f1 = MulticlassF1Score(num_classes, average="macro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
@@ -143,7 +207,8 @@ class EmotionClassifier(pl.LightningModule):
         # The evaluated split's predictions, and with the framing check its reframed images'.
         self.test_outputs: SplitPredictions | None = None
         self.reframed_outputs: SplitPredictions | None = None
-        self._test_batches: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.plain_outputs: SplitPredictions | None = None
+        self._test_batches: dict[int, list[tuple[torch.Tensor, ...]]] = {}
 
     def setup(self, stage: str) -> None:
         # The loss learns the training split's class counts (as trained, copies included) and
@@ -160,6 +225,7 @@ class EmotionClassifier(pl.LightningModule):
         return self.net(images)
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss and the predictions; `labels` may be a mixed batch's soft targets."""
         images, labels = batch
         logits = self(images)
         loss = self.loss(logits.float(), labels)
@@ -168,9 +234,10 @@ class EmotionClassifier(pl.LightningModule):
         return loss, logits.argmax(dim=1)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss, predictions = self._step(batch)
+        images, labels = self.mix(*batch)
+        loss, predictions = self._step((images, labels))
         self.train_loss(loss)
-        self.train_f1(predictions, batch[1])
+        self.train_f1(predictions, labels if labels.ndim == 1 else labels.argmax(dim=1))
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train/macro_f1", self.train_f1, on_step=False, on_epoch=True)
         return loss
@@ -194,23 +261,46 @@ class EmotionClassifier(pl.LightningModule):
         # Lightning uses a logged "step" as the loggers' x-axis: epochs, not batches.
         self.log("step", float(self.current_epoch), on_step=False, on_epoch=True)
 
+    def on_test_start(self) -> None:
+        self.offsets = None
+        if self.posthoc.offsets:
+            validation = self.predict_split(self.trainer.datamodule.val_dataloader())
+            self.offsets = fit_offsets(
+                validation.truth, validation.probabilities, self.posthoc.grid, self.posthoc.rounds
+            )
+
+    def predict_split(self, loader) -> SplitPredictions:
+        """Truth and probabilities (flip test-time augmentation included) for a whole loader."""
+        labels, scores = [], []
+        with torch.no_grad():
+            for images, batch_labels in loader:
+                scores.append(probabilities(self, images.to(self.device), self.posthoc.flip).cpu())
+                labels.append(batch_labels)
+        return SplitPredictions(torch.cat(labels).numpy(), torch.cat(scores).numpy())
+
+    def posthoc_settings(self) -> dict[str, object]:
+        """What the logged classifier needs to answer as the evaluation did."""
+        offsets = None if self.offsets is None else self.offsets.tolist()
+        return {"flip": self.posthoc.flip, "offsets": offsets}
+
     def on_test_epoch_start(self) -> None:
         self._test_batches = {}
 
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch
-        probabilities = torch.softmax(self(images).float(), dim=1)
+        plain = torch.softmax(self(images).float(), dim=1)
+        scored = probabilities(self, images, self.posthoc.flip) if self.posthoc.flip else plain
         self._test_batches.setdefault(dataloader_idx, []).append(
-            (labels.cpu(), probabilities.cpu())
+            (labels.cpu(), scored.cpu(), plain.cpu())
         )
 
     def on_test_epoch_end(self) -> None:
         outputs = {}
         for loader, batches in self._test_batches.items():
-            labels, probabilities = zip(*batches)
-            outputs[loader] = SplitPredictions(
-                torch.cat(labels).numpy(), torch.cat(probabilities).numpy()
-            )
+            labels, scored, plain = (torch.cat(column).numpy() for column in zip(*batches))
+            outputs[loader] = SplitPredictions(labels, apply_offsets(scored, self.offsets))
+            if loader == 0:
+                self.plain_outputs = SplitPredictions(labels, plain)
         self.test_outputs, self.reframed_outputs = outputs[0], outputs.get(1)
         self._test_batches = {}
 

@@ -22,6 +22,7 @@ from fersweep import EMOTIONS
 from fersweep.data.face import Box
 from fersweep.data.preprocess import FACE, WHOLE, Prepared, Preprocessor
 from fersweep.errors import DataError, ImageError
+from fersweep.posthoc import apply_offsets, from_settings, probabilities
 
 IMAGE_COLUMN = "image"
 NAME_COLUMN = "name"  # optional: what to call each row in messages (default "row <n>")
@@ -56,6 +57,8 @@ class EmotionClassifierModel(mlflow.pyfunc.PythonModel):
         self.net = mlflow.pytorch.load_model(context.artifacts["network"], map_location="cpu")
         self.preprocessor = Preprocessor.from_settings(context.model_config["preprocess"])
         self.batch_size = int(context.model_config["batch_size"])
+        # Models logged before post-hoc steps existed have none.
+        self.flip, self.offsets = from_settings(context.model_config.get("posthoc", {}))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         whole_image = bool({**PARAMS, **(params or {})}["whole_image"])
@@ -72,15 +75,16 @@ class EmotionClassifierModel(mlflow.pyfunc.PythonModel):
         return face_table(rows, probabilities)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities for preprocessed N x H x W x C uint8 images."""
+        """Class probabilities for preprocessed N x H x W x C uint8 images, after the post-hoc
+        steps the evaluation used (flip test-time augmentation, logit offsets)."""
         batches = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
                 chunk = torch.from_numpy(
                     images[start : start + self.batch_size].transpose(0, 3, 1, 2)
                 )
-                batches.append(torch.softmax(self.net(chunk.contiguous()).float(), dim=1).numpy())
-        return np.concatenate(batches)
+                batches.append(probabilities(self.net, chunk.contiguous(), self.flip).numpy())
+        return apply_offsets(np.concatenate(batches), self.offsets)
 
     def _faces(self, value: Any, name: str, whole_image: bool) -> list[Prepared]:
         try:

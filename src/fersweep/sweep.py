@@ -417,12 +417,15 @@ def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
         outcome["champion"] = register_models(tracker, d, best)
     folder = Path(base.paths.output_dir) / "sweep" / sweep_run_id
     folder.mkdir(parents=True, exist_ok=True)
-    if len(best) == 2:
+    if len(best) >= 2:
         with tracker.resumed(sweep_run_id):
-            report, summary, figure = summarise(
-                {arm: ArmSummary(arm, [r]) for arm, (_, r) in best.items()}, {}, d.bootstrap, d.seed
+            report, summary, figures = summarise(
+                {arm: ArmSummary(arm, [[r]]) for arm, (_, r) in best.items()},
+                {},
+                d.bootstrap,
+                d.seed,
             )
-            artifacts.log_comparison(report, summary, figure)
+            artifacts.log_comparison(report, summary, figures)
         console.print(Markdown(report))
         (folder / "report.md").write_text(report)
     artifacts.log_dict(outcome, "sweep/outcome.json", sweep_run_id)

@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 import numpy as np
 from omegaconf import DictConfig
 
+from fersweep.classical import HogLinearSVC, Scores, fit_classical
 from fersweep.config import build
 from fersweep.errors import ConfigError
 from fersweep.metrics import Evaluation, SplitPredictions
@@ -37,10 +38,13 @@ class RunResult:
 
     run_id: str
     metrics: dict[str, float]
-    outputs: SplitPredictions
+    outputs: SplitPredictions  # after the post-hoc steps, if any
     prevalence: np.ndarray  # each emotion's share of the original images
     reframed: SplitPredictions | None = None  # the framing check's, when it is on
     face_step: bool = False  # whether its preprocessing cut out faces
+    files: np.ndarray | None = None  # the evaluated images, in the order of `outputs`
+    people: np.ndarray | None = None  # whose face each evaluated image shows
+    plain: SplitPredictions | None = None  # the network's own scores, before post-hoc steps
 
     @property
     def truth(self) -> np.ndarray:
@@ -62,15 +66,17 @@ def train(
     placement: RunPlacement | None = None,
 ) -> RunResult:
     """Fit `cfg.model` on `cfg.data`, test the best checkpoint on `cfg.eval_split`, and record
-    it all in one MLflow run (the callbacks in `cfg.callbacks` and the loggers in `cfg.logger`)."""
+    it all in one MLflow run (the callbacks in `cfg.callbacks` and the loggers in `cfg.logger`).
+    A classical model (`model=hog_svm`) is fitted and recorded the same way, without Lightning."""
     placement = placement or RunPlacement()
     pl.seed_everything(cfg.seed, workers=True)
     settings = artifacts.own_values(cfg)
     # Everything that can reject the config is built before any data is read or run opened.
     datamodule = build(cfg.data)
     model = build(cfg.model)
-    all_callbacks = [*(build(c) for c in cfg.callbacks.values()), *callbacks]
-    trainer_settings = {} if _validates(cfg, all_callbacks) else {"limit_val_batches": 0}
+    classical = isinstance(model, HogLinearSVC)
+    all_callbacks = [] if classical else [*(build(c) for c in cfg.callbacks.values()), *callbacks]
+    validates = _validates(cfg, all_callbacks)
     tracker: Tracker = build(cfg.tracking)
     datamodule.check_at_start()  # then what the legend can refuse (reads it, or downloads it)
     name = placement.name or cfg.run_name
@@ -78,38 +84,61 @@ def train(
         if placement.on_start:
             placement.on_start(run.info.run_id)
         artifacts.log_config(settings, overrides)
-        loggers = [build(logger, run_id=run.info.run_id) for logger in cfg.logger.values()]
-        with tempfile.TemporaryDirectory(prefix="fersweep-run-") as checkpoints:
-            trainer: pl.Trainer = build(
-                cfg.trainer,
-                callbacks=all_callbacks,
-                logger=loggers,
-                default_root_dir=checkpoints,
-                **trainer_settings,
-            )
-            trainer.fit(model, datamodule=datamodule)
-            best_val_f1 = float(trainer.callback_metrics.get("val/macro_f1_best", float("nan")))
-            trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
-    outputs = model.test_outputs
-    metrics = {f"{cfg.eval_split}/{k}": v for k, v in outputs.evaluation.metrics.items()}
-    metrics["val/macro_f1_best"] = best_val_f1
-    if model.reframed_outputs is not None:
-        reframed = model.reframed_outputs.evaluation.metrics
+        if classical:
+            scores = fit_classical(model, datamodule, cfg.eval_split)
+        else:
+            scores = _fit_network(cfg, model, datamodule, all_callbacks, validates, run.info.run_id)
+    metrics = {f"{cfg.eval_split}/{k}": v for k, v in scores.outputs.evaluation.metrics.items()}
+    metrics["val/macro_f1_best"] = scores.best_val_f1
+    if scores.reframed is not None:
+        reframed = scores.reframed.evaluation.metrics
         metrics.update({f"{cfg.eval_split}_reframed/{k}": v for k, v in reframed.items()})
+    evaluated = datamodule.indices(cfg.eval_split)
     return RunResult(
         run.info.run_id,
         metrics,
-        outputs,
+        scores.outputs,
         datamodule.natural_prevalence(),
-        model.reframed_outputs,
+        scores.reframed,
         datamodule.preprocessor.face is not None,
+        np.asarray(datamodule.image_set.files)[evaluated],
+        np.asarray(datamodule.image_set.identities)[evaluated],
+        scores.plain,
     )
+
+
+def _fit_network(
+    cfg: DictConfig,
+    model: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    callbacks: list[pl.Callback],
+    validates: bool,
+    run_id: str,
+) -> Scores:
+    loggers = [build(logger, run_id=run_id) for logger in cfg.logger.values()]
+    with tempfile.TemporaryDirectory(prefix="fersweep-run-") as checkpoints:
+        trainer: pl.Trainer = build(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers,
+            default_root_dir=checkpoints,
+            **({} if validates else {"limit_val_batches": 0}),
+        )
+        trainer.fit(model, datamodule=datamodule)
+        best_val_f1 = float(trainer.callback_metrics.get("val/macro_f1_best", float("nan")))
+        trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+    return Scores(model.test_outputs, best_val_f1, model.reframed_outputs, model.plain_outputs)
 
 
 def _validates(cfg: DictConfig, callbacks: list[pl.Callback]) -> bool:
     """Whether the run validates; without a validation split nothing may monitor it."""
     if cfg.data.split.val_fraction > 0:
         return True
+    if cfg.model.get("posthoc", {}).get("offsets"):
+        raise ConfigError(
+            "posthoc=offsets fits the offsets on the validation split, but "
+            "data.split.val_fraction=0 leaves none: use a positive validation fraction"
+        )
     monitoring = [type(c).__name__ for c in callbacks if getattr(c, "monitor", None)]
     if monitoring:
         raise ConfigError(

@@ -144,10 +144,15 @@ def log_evaluation(evaluation: Evaluation, split: str) -> None:
 
 
 def log_model(
-    net: torch.nn.Module, example: np.ndarray, preprocess: Mapping, example_image: bytes
+    net: torch.nn.Module,
+    example: np.ndarray,
+    preprocess: Mapping,
+    example_image: bytes,
+    posthoc: Mapping,
 ) -> None:
     """Two models: `model`, the network (mlflow.pytorch; preprocessed uint8 tensors in), and
-    `classifier`, a pyfunc taking raw image bytes that preprocesses them as training did."""
+    `classifier`, a pyfunc taking raw image bytes that preprocesses them as training did and
+    applies the evaluation's post-hoc steps (`posthoc`: flip, offsets)."""
     from fersweep.data.face import Box
     from fersweep.data.preprocess import FACE, Prepared
     from fersweep.serving import IMAGE_COLUMN, NAME_COLUMN, PARAMS, face_table
@@ -184,7 +189,7 @@ def log_model(
         name=CLASSIFIER_NAME,
         python_model=str(package / "serving_model.py"),
         artifacts={"network": network.model_uri},
-        model_config={"preprocess": dict(preprocess), "batch_size": 256},
+        model_config={"preprocess": dict(preprocess), "posthoc": dict(posthoc), "batch_size": 256},
         code_paths=[str(package)],
         signature=signature,
         input_example=(image_frame, {"whole_image": True}),  # answers even without a face
@@ -192,19 +197,19 @@ def log_model(
     )
 
 
-def log_comparison(report: str, summary: ComparisonSummary, figure: plt.Figure) -> None:
+def log_comparison(
+    report: str, summary: ComparisonSummary, figures: Mapping[str, plt.Figure]
+) -> None:
     mlflow.log_text(report, "comparison/report.md")
     mlflow.log_dict(summary.as_dict(), "comparison/summary.json")
-    log_figure(figure, "comparison/confusion_side_by_side.png")
-    difference = summary.difference
-    mlflow.log_metrics(
-        {
-            "comparison/macro_f1_difference": difference.difference,
-            "comparison/macro_f1_difference_low": difference.low,
-            "comparison/macro_f1_difference_high": difference.high,
-            **{f"comparison/{arm}/macro_f1_mean": mean for arm, mean in summary.arm_means.items()},
-        }
-    )
+    for name, figure in figures.items():
+        log_figure(figure, f"comparison/{name}.png")
+    metrics = {f"comparison/{arm}/macro_f1": value for arm, value in summary.arm_means.items()}
+    for arm, difference in summary.differences.items():
+        metrics[f"comparison/{arm}/macro_f1_difference"] = difference.difference
+        metrics[f"comparison/{arm}/macro_f1_difference_low"] = difference.low
+        metrics[f"comparison/{arm}/macro_f1_difference_high"] = difference.high
+    mlflow.log_metrics(metrics)
 
 
 def log_text(text: str, path: str) -> None:

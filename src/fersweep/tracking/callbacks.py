@@ -60,8 +60,10 @@ class RecordModelSize(pl.Callback):
 
 
 class RecordEvaluation(pl.Callback):
-    """After the test: metrics, per-class report and confusion matrices of `split`, and of
-    its reframed images when the framing check is on (`{split}_reframed`)."""
+    """After the test: metrics, per-class report and confusion matrices of `split` (after the
+    post-hoc steps, with the network's own scores as `{split}_plain` and the offsets in
+    `evaluation/posthoc.json`), and of its reframed images when the framing check is on
+    (`{split}_reframed`)."""
 
     def __init__(self, split: str) -> None:
         self.split = split
@@ -70,6 +72,10 @@ class RecordEvaluation(pl.Callback):
         evaluation = pl_module.test_outputs.evaluation
         show_evaluation(evaluation, f"{self.split} split")
         artifacts.log_evaluation(evaluation, self.split)
+        if pl_module.posthoc.active:  # the network's own scores beside, and what was applied
+            plain = pl_module.plain_outputs.evaluation.metrics
+            artifacts.log_metrics({f"{self.split}_plain/{k}": v for k, v in plain.items()})
+            artifacts.log_dict(pl_module.posthoc_settings(), "evaluation/posthoc.json")
         if pl_module.reframed_outputs is not None:
             reframed = pl_module.reframed_outputs.evaluation
             show_evaluation(reframed, f"{self.split} split, reframed (framing check)")
@@ -97,4 +103,5 @@ class RecordModels(pl.Callback):
             datamodule.example_input(),
             datamodule.preprocessor.settings(),
             datamodule.example_image_bytes(),
+            pl_module.posthoc_settings(),
         )
