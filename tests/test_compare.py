@@ -162,8 +162,10 @@ def test_the_default_comparison_definition_is_composed_by_hydra_and_takes_overri
     cfg, run_overrides = compose_definition(
         CONFIG_DIR, "compare", ["compare.seeds=[7]", "trainer.max_epochs=2"]
     )
-    assert list(cfg.compare.arms) == ["original", "balanced"] and cfg.compare.seeds == [7]
-    assert "data.split.seed=42" in cfg.compare.base
+    arms = list(cfg.compare.arms)
+    assert arms[:2] == ["original", "balanced"] and cfg.compare.seeds == [7]
+    assert {"logit_adjusted", "ldam_drw", "mixup_cutmix", "resnet", "hog_svm"} <= set(arms)
+    assert cfg.compare.folds == 5 and "data.split.seed=42" in cfg.compare.base
     assert run_overrides == ["trainer.max_epochs=2"]  # for every run, not the definition
 
 

@@ -17,8 +17,11 @@ import yaml
 from optuna.trial import TrialState
 
 from fersweep import EMOTIONS
+from fersweep.champion import own_model, verdict
+from fersweep.compare import ComparisonSummary
 from fersweep.config import compose_config
 from fersweep.errors import ConfigError
+from fersweep.metrics import Difference
 from fersweep.sweep import PARENT_RUN_ATTR, SWEEP_RUN_ATTR, Sweep, run_sweep
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT
 
@@ -113,25 +116,59 @@ def test_the_arm_run_holds_the_study_plots_table_and_best_params(finished_sweep)
     assert "best.model.net.filters" in arm_run.data.params
 
 
-def test_the_best_trials_are_tested_registered_and_the_champion_loads(finished_sweep):
+def test_the_best_trials_are_tested_registered_and_the_champion_must_pass_the_gate(finished_sweep):
     sweep, outcome = finished_sweep
     best_runs = runs_by_kind(sweep, "best")
     assert len(best_runs) == 2 and all("test/macro_f1" in r.data.metrics for r in best_runs)
     client = client_for(sweep)
-    champion = client.get_model_version_by_alias("fersweep-emotion", "champion")
-    assert champion.tags["arm"] == outcome["champion"]["arm"]
+    candidate = outcome["champion"]
     best_value = max(v["value"] for v in outcome["best"].values())
-    assert outcome["best"][champion.tags["arm"]]["value"] == best_value
-    classifier = mlflow.pyfunc.load_model("models:/fersweep-emotion@champion")
-    image = cv2.imencode(".png", np.zeros((40, 40), np.uint8))[1].tobytes()
-    (row,) = classifier.predict(pd.DataFrame({"image": [image]})).to_dict(orient="records")
-    assert row["emotion"] in EMOTIONS and row["error"] == ""
+    assert outcome["best"][candidate["arm"]]["value"] == best_value  # by validation
+    # The gate: the candidate and the HOG reference re-trained on 2 folds each.
+    gate_runs = runs_by_kind(sweep, "gate")
+    assert sorted(r.info.run_name for r in gate_runs) == [
+        "candidate-fold0-seed42", "candidate-fold1-seed42",
+        "hog_svm-fold0-seed42", "hog_svm-fold1-seed42",
+    ]  # fmt: skip
+    version = client.get_model_version(candidate["model"], candidate["version"])
+    assert version.tags["gate_passed"] == str(candidate["moved"]).lower()
+    assert "hog_svm" in version.tags["gate_reasons"] and "gate_vs_hog_svm" in version.tags
+    assert "champion_gate/report.md" in {
+        f.path for f in client.list_artifacts(version.run_id, "champion_gate")
+    }
+    if candidate["moved"]:
+        champion = client.get_model_version_by_alias("fersweep-emotion", "champion")
+        assert champion.version == candidate["version"]
+        classifier = mlflow.pyfunc.load_model("models:/fersweep-emotion@champion")
+        image = cv2.imencode(".png", np.zeros((40, 40), np.uint8))[1].tobytes()
+        (row,) = classifier.predict(pd.DataFrame({"image": [image]})).to_dict(orient="records")
+        assert row["emotion"] in EMOTIONS and row["error"] == ""
+    else:  # the alias did not move, and the outcome says why
+        with pytest.raises(mlflow.exceptions.MlflowException):
+            client.get_model_version_by_alias("fersweep-emotion", "champion")
+        assert any("does not beat hog_svm" in reason for reason in candidate["gate"])
     (sweep_run,) = runs_by_kind(sweep, "sweep")
-    assert "comparison/macro_f1_difference" in sweep_run.data.metrics
+    assert any(key.endswith("/macro_f1_difference") for key in sweep_run.data.metrics)
     assert sweep_run.info.status == "FINISHED"
     folder = Path(sweep.base_config().paths.output_dir) / "sweep" / sweep_run.info.run_id
     assert json.loads((folder / "outcome.json").read_text())["champion"] == outcome["champion"]
     assert "paired bootstrap" in (folder / "report.md").read_text()
+
+
+def test_the_gate_judges_the_candidate_against_every_opponent_by_the_interval():
+    def summary(**differences):
+        diffs = {
+            name: Difference(d, lo, hi, 0.95, 100) for name, (d, lo, hi) in differences.items()
+        }
+        arms = [{"arm": "candidate", "macro F1": 0.4}]
+        return ComparisonSummary("candidate", diffs, arms, [], [], [], folds=5)
+
+    # The summary holds opponent − candidate: the candidate wins where that lies below zero.
+    won = verdict(summary(champion=(-0.05, -0.08, -0.01), hog_svm=(-0.10, -0.14, -0.06)))
+    assert won.passed and won.tags()["gate_vs_champion"] == "+0.0500 [+0.0100, +0.0800]"
+    lost = verdict(summary(champion=(-0.02, -0.05, 0.01), hog_svm=(-0.10, -0.14, -0.06)))
+    assert not lost.passed and lost.reasons[0].startswith("does not beat champion")
+    assert own_model(["model.net.filters=8", "seed=1"], ["model=hog_svm"]) == ["seed=1"]
 
 
 def test_running_the_sweep_again_resumes_the_same_study(tmp_path, sweep_overrides):

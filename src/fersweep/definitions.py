@@ -86,6 +86,22 @@ class Bootstrap:
 
 
 @dataclass
+class ChampionGate:
+    """What the best trial must show before the alias `champion` moves to it: re-trained on
+    `folds` identity-disjoint folds beside the current champion's config and each reference
+    (overrides on top of the sweep's base), it must beat every one on pooled macro F1 with a
+    bootstrap interval (over people) above zero. `folds: null` turns the gate off: the alias
+    then goes to the best trial by validation, as before."""
+
+    folds: int | None = 5
+    references: dict[str, list[str]] = field(default_factory=lambda: {"hog_svm": ["model=hog_svm"]})
+
+    def __post_init__(self) -> None:
+        if self.folds is not None and self.folds < 2:
+            raise ConfigError(f"sweep.gate.folds={self.folds}: use 2 or more, or null for no gate")
+
+
+@dataclass
 class SweepDefinition:
     """A `sweeps/*.yaml` sweep: sweeps/default.yaml explains every key."""
 
@@ -108,6 +124,7 @@ class SweepDefinition:
     seed: int = 42
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
     registered_model: str = "fersweep-emotion"
+    gate: ChampionGate = field(default_factory=ChampionGate)
 
     def __post_init__(self) -> None:
         if self.trials is None and self.timeout_minutes is None:

@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 from rich.markdown import Markdown
 
+from fersweep import champion
 from fersweep.compare import ArmSummary, summarise
 from fersweep.config import as_overrides, build, compose_config, compose_definition
 from fersweep.console import console
@@ -414,7 +415,7 @@ def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
         }
     }
     if best:
-        outcome["champion"] = register_models(tracker, d, best)
+        outcome["champion"] = register_models(sweep, tracker, best, sweep_run_id)
     folder = Path(base.paths.output_dir) / "sweep" / sweep_run_id
     folder.mkdir(parents=True, exist_ok=True)
     if len(best) >= 2:
@@ -435,9 +436,12 @@ def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
     return outcome
 
 
-def register_models(tracker: Tracker, d: SweepDefinition, best) -> dict[str, Any]:
-    """Register each arm's best model; the alias `champion` goes to the best by the sweep's
-    objective (validation), never by test score."""
+def register_models(sweep: Sweep, tracker: Tracker, best, sweep_run_id: str) -> dict[str, Any]:
+    """Register each arm's best model; the best by the sweep's objective (validation, never by
+    test score) is the candidate. The alias `champion` moves to it only if it passes the gate
+    (sweep.gate: cross-validated against the current champion and the references); otherwise
+    it stays, and the outcome says why."""
+    d = sweep.definition
     versions = {
         arm: tracker.register(
             result.run_id,
@@ -451,9 +455,28 @@ def register_models(tracker: Tracker, d: SweepDefinition, best) -> dict[str, Any
         for arm, (t, result) in best.items()
     }
     pick = max if d.objective.direction is Direction.maximize else min
-    champion_arm = pick(best, key=lambda arm: best[arm][0].value)
-    tracker.set_alias(d.registered_model, "champion", versions[champion_arm])
-    console.print(
-        f"champion: {d.registered_model} version {versions[champion_arm]} ({champion_arm})"
-    )
-    return {"arm": champion_arm, "version": versions[champion_arm], "model": d.registered_model}
+    arm = pick(best, key=lambda a: best[a][0].value)
+    version = versions[arm]
+    outcome = {"arm": arm, "version": version, "model": d.registered_model, "moved": True}
+    if d.gate.folds is not None:
+        judged = champion.run_gate(
+            sweep.config_dir,
+            d.gate,
+            d.bootstrap,
+            d.seed,
+            [*d.base, *sweep.overrides],
+            best[arm][0].user_attrs["overrides"],
+            champion.current_champion_overrides(tracker, d.registered_model),
+            sweep_run_id,
+        )
+        champion.record(judged, tracker, d.registered_model, version, best[arm][1].run_id)
+        outcome.update(moved=judged.passed, gate=judged.reasons)
+    if outcome["moved"]:
+        tracker.set_alias(d.registered_model, "champion", version)
+        console.print(f"champion: {d.registered_model} version {version} ({arm})")
+    else:
+        console.print(
+            f"[yellow]champion unchanged: {d.registered_model} version {version} ({arm}) did not "
+            f"pass the gate: {'; '.join(outcome['gate'])}[/yellow]"
+        )
+    return outcome

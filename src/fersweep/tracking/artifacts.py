@@ -212,5 +212,8 @@ def log_comparison(
     mlflow.log_metrics(metrics)
 
 
-def log_text(text: str, path: str) -> None:
-    mlflow.log_text(text, path)
+def log_text(text: str, path: str, run_id: str | None = None) -> None:
+    if run_id is None:
+        mlflow.log_text(text, path)
+    else:
+        mlflow.MlflowClient().log_text(run_id, text, path)
