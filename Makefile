@@ -56,7 +56,7 @@ lint: $(VENV)/.installed  ## ruff
 clean:  ## remove caches and Hydra outputs (keeps mlruns/)
 	rm -rf .cache outputs .pytest_cache
 
-compare: $(VENV)/.installed  ## original vs balanced, several seeds, paired bootstrap: make compare ARGS="compare.seeds=[1]"
+compare: $(VENV)/.installed  ## imbalance methods on 5 identity-disjoint folds, pooled, bootstrap over people: make compare ARGS="sweeps@compare=compare_cpu"
 	$(BIN)/python compare.py $(ARGS)
 
 STORAGE ?=

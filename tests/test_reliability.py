@@ -207,6 +207,12 @@ BAD_CONFIGS = [
     (["loss=logit_adjusted", "loss.tau=-1"], "loss.tau"),
     (["loss=focal", "loss.gamma=-2"], "loss.gamma"),
     (["loss=class_weighted", "loss.beta=1.5"], "loss.beta"),
+    (["mix=mixup", "mix.methods=[blend]"], "mix.methods"),
+    (["mix=mixup", "mix.alpha=-1"], "mix.alpha"),
+    (["posthoc=offsets", "posthoc.grid=[1.0]"], "posthoc.grid"),
+    (["posthoc=offsets", "data.split.val_fraction=0", "callbacks=last_epoch"], "posthoc=offsets"),
+    (["model=resnet", "model.net.blocks=[1,1,1,1,1,1,1]"], "model.net.blocks"),
+    (["model=hog_svm", "model.cell=7"], "model.cell"),
 ]
 
 
