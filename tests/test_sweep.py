@@ -72,7 +72,7 @@ def runs_by_kind(sweep: Sweep, kind: str):
 @pytest.fixture(scope="module")
 def finished_sweep(module_workspace):
     _, overrides = module_workspace
-    sweep = make_sweep(TINY, overrides)
+    sweep = make_sweep(TINY, overrides, **{"gate.folds": 2})  # the champion gate on 2 folds
     outcome = run_sweep(sweep)
     return sweep, outcome
 
