@@ -71,6 +71,12 @@ def test_the_run_holds_reports_confusion_matrices_split_and_data_report(finished
     test_rows = sum(line.endswith(",test") for line in split)
     assert sum(map(sum, confusion["counts"])) == test_rows
     assert split[0] == "file,identity,emotion,split"
+    # Each tested image's prediction, with its person: folds can be pooled again from MLflow.
+    predictions = mlflow.artifacts.load_text(
+        f"runs:/{run.info.run_id}/evaluation/test_predictions.csv"
+    ).splitlines()
+    assert predictions[0].startswith("file,person,truth,predicted,p_anger")
+    assert len(predictions) - 1 == test_rows
 
 
 def test_the_logged_models_load_the_network_and_the_raw_image_classifier(finished_run):

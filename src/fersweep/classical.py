@@ -105,6 +105,7 @@ def fit_classical(model: HogLinearSVC, datamodule, split: str) -> Scores:
     outputs = scored(evaluated)
     show_evaluation(outputs.evaluation, f"{split} split")
     artifacts.log_evaluation(outputs.evaluation, split)
+    artifacts.log_predictions(*datamodule.files_and_people(split), outputs, split)
     reframed = None
     if datamodule.reframe is not None:
         reframed = scored(evaluated, datamodule.reframed_images(evaluated))

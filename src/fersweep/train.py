@@ -93,7 +93,7 @@ def train(
     if scores.reframed is not None:
         reframed = scores.reframed.evaluation.metrics
         metrics.update({f"{cfg.eval_split}_reframed/{k}": v for k, v in reframed.items()})
-    evaluated = datamodule.indices(cfg.eval_split)
+    files, people = datamodule.files_and_people(cfg.eval_split)
     return RunResult(
         run.info.run_id,
         metrics,
@@ -101,8 +101,8 @@ def train(
         datamodule.natural_prevalence(),
         scores.reframed,
         datamodule.preprocessor.face is not None,
-        np.asarray(datamodule.image_set.files)[evaluated],
-        np.asarray(datamodule.image_set.identities)[evaluated],
+        files,
+        people,
         scores.plain,
     )
 

@@ -266,6 +266,12 @@ class EmotionDataModule(pl.LightningDataModule):
     def indices(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.assignment == split)
 
+    def files_and_people(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """The split's image files and whose face each shows, in the loaders' order."""
+        index = self.indices(split)
+        files = np.asarray(self.image_set.files)[index]
+        return files, np.asarray(self.image_set.identities)[index]
+
     def class_counts(self, split: str) -> dict[str, int]:
         counts = np.bincount(self.image_set.labels[self.indices(split)], minlength=len(EMOTIONS))
         return dict(zip(EMOTIONS, counts.tolist()))

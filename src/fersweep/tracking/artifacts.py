@@ -21,9 +21,10 @@ from mlflow.models import infer_signature
 from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from fersweep import EMOTIONS
 from fersweep.data.preprocess import FACE_STEPS
 from fersweep.figures import confusion_figure
-from fersweep.metrics import Evaluation
+from fersweep.metrics import Evaluation, SplitPredictions
 from fersweep.tracking.runs import CLASSIFIER_NAME
 
 if TYPE_CHECKING:
@@ -141,6 +142,18 @@ def log_evaluation(evaluation: Evaluation, split: str) -> None:
     for normalised, suffix in ((False, "counts"), (True, "normalised")):
         figure = confusion_figure(evaluation, normalised, f"{split}: confusion ({suffix})")
         log_figure(figure, f"evaluation/{split}_confusion_{suffix}.png")
+
+
+def log_predictions(
+    files: np.ndarray, people: np.ndarray, outputs: SplitPredictions, split: str
+) -> None:
+    """Each evaluated image's file, person, truth, prediction and probabilities: enough to pool
+    folds or bootstrap over people again from MLflow alone."""
+    table = pd.DataFrame({"file": files, "person": people, "truth": outputs.truth})
+    table["predicted"] = outputs.predicted
+    for column, emotion in enumerate(EMOTIONS):
+        table[f"p_{emotion}"] = outputs.probabilities[:, column].round(5)
+    mlflow.log_text(table.to_csv(index=False), f"evaluation/{split}_predictions.csv")
 
 
 def log_model(

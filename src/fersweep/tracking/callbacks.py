@@ -72,6 +72,8 @@ class RecordEvaluation(pl.Callback):
         evaluation = pl_module.test_outputs.evaluation
         show_evaluation(evaluation, f"{self.split} split")
         artifacts.log_evaluation(evaluation, self.split)
+        files, people = trainer.datamodule.files_and_people(self.split)
+        artifacts.log_predictions(files, people, pl_module.test_outputs, self.split)
         if pl_module.posthoc.active:  # the network's own scores beside, and what was applied
             plain = pl_module.plain_outputs.evaluation.metrics
             artifacts.log_metrics({f"{self.split}_plain/{k}": v for k, v in plain.items()})
