@@ -17,7 +17,7 @@ from fersweep.config import compose_config
 from fersweep.console import console
 from fersweep.definitions import Bootstrap, ChampionGate
 from fersweep.errors import ConfigError
-from fersweep.tracking import Tracker, artifacts
+from fersweep.tracking import artifacts
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
@@ -98,7 +98,7 @@ def own_model(base: list[str], overrides: list[str]) -> list[str]:
     return base
 
 
-def current_champion_overrides(tracker: Tracker, model: str) -> list[str] | None:
+def current_champion_overrides(model: str) -> list[str] | None:
     """The overrides the current champion was trained with (its run's `overrides` tag), or None
     when there is no champion yet."""
     client = mlflow.MlflowClient()
@@ -109,7 +109,7 @@ def current_champion_overrides(tracker: Tracker, model: str) -> list[str] | None
     return client.get_run(version.run_id).data.tags.get("overrides", "").split()
 
 
-def record(verdict: Verdict, tracker: Tracker, model: str, version: str, run_id: str) -> None:
+def record(verdict: Verdict, model: str, version: str, run_id: str) -> None:
     """The evidence on the candidate's model version (tags) and run (artifacts)."""
     client = mlflow.MlflowClient()
     for key, value in verdict.tags().items():

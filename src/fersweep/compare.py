@@ -28,6 +28,7 @@ from fersweep.figures import confusion_figure, confusion_pair_figure
 from fersweep.metrics import (
     Difference,
     Evaluation,
+    SplitPredictions,
     evaluate,
     paired_bootstrap_difference,
     precision_at_prevalence,
@@ -63,15 +64,14 @@ class ComparisonSummary:
 
 
 @dataclass
-class OutOfFold:
+class OutOfFold(SplitPredictions):
     """One seed's predictions for every evaluated image, each from the run that did not train
-    on it (with one split: that split's), sorted by file so arms line up image by image."""
+    on it (with one split: that split's), sorted by file so arms line up image by image;
+    `plain`: the same before the post-hoc steps."""
 
     files: np.ndarray
     people: np.ndarray
-    truth: np.ndarray
-    probabilities: np.ndarray
-    plain: np.ndarray  # before the post-hoc steps
+    plain: SplitPredictions
 
     @classmethod
     def pool(cls, runs: Sequence[RunResult]) -> OutOfFold:
@@ -85,26 +85,15 @@ class OutOfFold:
                 "an image was tested by two runs of one seed: the folds overlap (fix "
                 "data.split.seed in the base overrides, one seed for every fold)"
             )
-        plain = joined(lambda r: (r.plain or r.outputs).probabilities)
+        truth = joined(lambda r: r.truth)[order]
+        plain = joined(lambda r: (r.plain or r.outputs).probabilities)[order]
         return cls(
+            truth,
+            joined(lambda r: r.outputs.probabilities)[order],
             files[order],
             joined(lambda r: r.people)[order],
-            joined(lambda r: r.truth)[order],
-            joined(lambda r: r.outputs.probabilities)[order],
-            plain[order],
+            SplitPredictions(truth, plain),
         )
-
-    @property
-    def predicted(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
-
-    @cached_property
-    def evaluation(self) -> Evaluation:
-        return evaluate(self.truth, self.predicted)
-
-    @cached_property
-    def plain_evaluation(self) -> Evaluation:
-        return evaluate(self.truth, self.plain.argmax(axis=1))
 
 
 @dataclass
@@ -133,12 +122,7 @@ class ArmSummary:
     def pooled_metric(self, name: str, plain: bool = False) -> float:
         """A metric of the out-of-fold predictions, averaged over seeds."""
         return float(
-            np.mean(
-                [
-                    (o.plain_evaluation if plain else o.evaluation).metrics[name]
-                    for o in self.out_of_fold
-                ]
-            )
+            np.mean([(o.plain if plain else o).evaluation.metrics[name] for o in self.out_of_fold])
         )
 
     def metric(self, name: str) -> np.ndarray:

@@ -15,7 +15,14 @@ from fersweep.augment import BatchMix
 from fersweep.errors import ConfigError
 from fersweep.losses import ImbalanceLoss
 from fersweep.metrics import SplitPredictions
-from fersweep.posthoc import PostHoc, apply_offsets, fit_offsets, probabilities
+from fersweep.posthoc import (
+    PostHoc,
+    apply_offsets,
+    fit_offsets,
+    flip_averaged,
+    probabilities,
+    settings,
+)
 
 INITS = ("torch", "glorot")
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -280,8 +287,7 @@ class EmotionClassifier(pl.LightningModule):
 
     def posthoc_settings(self) -> dict[str, object]:
         """What the logged classifier needs to answer as the evaluation did."""
-        offsets = None if self.offsets is None else self.offsets.tolist()
-        return {"flip": self.posthoc.flip, "offsets": offsets}
+        return settings(self.posthoc.flip, self.offsets)
 
     def on_test_epoch_start(self) -> None:
         self._test_batches = {}
@@ -289,7 +295,7 @@ class EmotionClassifier(pl.LightningModule):
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch
         plain = torch.softmax(self(images).float(), dim=1)
-        scored = probabilities(self, images, self.posthoc.flip) if self.posthoc.flip else plain
+        scored = flip_averaged(self, images, plain) if self.posthoc.flip else plain
         self._test_batches.setdefault(dataloader_idx, []).append(
             (labels.cpu(), scored.cpu(), plain.cpu())
         )

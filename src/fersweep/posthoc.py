@@ -39,12 +39,18 @@ class PostHoc:
         return self.flip or self.offsets
 
 
-def probabilities(net: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, flip: bool):
+Net = Callable[[torch.Tensor], torch.Tensor]
+
+
+def probabilities(net: Net, images: torch.Tensor, flip: bool) -> torch.Tensor:
     """Softmax of `net` on a batch (N x C x H x W), averaged with its mirror image's if `flip`."""
-    result = torch.softmax(net(images).float(), dim=1)
-    if flip:
-        result = (result + torch.softmax(net(images.flip(-1)).float(), dim=1)) / 2
-    return result
+    own = torch.softmax(net(images).float(), dim=1)
+    return flip_averaged(net, images, own) if flip else own
+
+
+def flip_averaged(net: Net, images: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """`own` (the softmax of `net` on `images`) averaged with the mirror images' softmax."""
+    return (own + torch.softmax(net(images.flip(-1)).float(), dim=1)) / 2
 
 
 def apply_offsets(probabilities: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
@@ -87,7 +93,13 @@ def fit_offsets(
     return offsets
 
 
+def settings(flip: bool, offsets: np.ndarray | None) -> dict[str, Any]:
+    """What the logged classifier keeps (and `evaluation/posthoc.json` records): whether to flip,
+    and the fitted offsets or None."""
+    return {"flip": flip, "offsets": None if offsets is None else offsets.tolist()}
+
+
 def from_settings(values: Mapping[str, Any]) -> tuple[bool, np.ndarray | None]:
-    """(flip, offsets) from `EmotionClassifier.posthoc_settings()` as the logged model keeps them."""
+    """(flip, offsets) from `settings(...)` as the logged model keeps them."""
     offsets = values.get("offsets")
     return bool(values.get("flip", False)), None if offsets is None else np.asarray(offsets)

@@ -466,10 +466,10 @@ def register_models(sweep: Sweep, tracker: Tracker, best, sweep_run_id: str) -> 
             d.seed,
             [*d.base, *sweep.overrides],
             best[arm][0].user_attrs["overrides"],
-            champion.current_champion_overrides(tracker, d.registered_model),
+            champion.current_champion_overrides(d.registered_model),
             sweep_run_id,
         )
-        champion.record(judged, tracker, d.registered_model, version, best[arm][1].run_id)
+        champion.record(judged, d.registered_model, version, best[arm][1].run_id)
         outcome.update(moved=judged.passed, gate=judged.reasons)
     if outcome["moved"]:
         tracker.set_alias(d.registered_model, "champion", version)
