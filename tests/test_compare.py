@@ -149,6 +149,8 @@ def test_a_class_with_fewer_than_ten_test_images_is_marked_in_the_per_class_tabl
     assert rows["contempt *"]["test images"] == 4 and rows["anger"]["test images"] == 30
     assert "disgust *" not in rows and rows["disgust"]["balanced"] == 1.0
     assert "fewer than 10 test images" in report
+    contempt = next(line for line in report.splitlines() if line.startswith("| contempt *"))
+    assert contempt.split("|")[2].strip() == "4"  # a count, not 4.000
 
 
 def test_a_comparison_over_folds_trains_each_fold_of_an_identity_disjoint_cross_validation():
@@ -199,6 +201,88 @@ def test_the_seed_protocol_references_are_reported_as_mean_and_spread_over_their
     assert row["runs"] == 2 and row["accuracy mean"] == pytest.approx(0.75)
     assert row["accuracy sd"] == pytest.approx(np.std([1.0, 0.5], ddof=1))
     assert "seed_original" in report and "seed_original as measured" in report
+
+
+def write_definition(folder: Path, name: str, spec: dict) -> list[str]:
+    """A comparison definition in a folder of one's own; the arguments that select it."""
+    (folder / "sweeps").mkdir(parents=True, exist_ok=True)
+    # sort_keys=False: the first arm is the baseline
+    (folder / "sweeps" / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return [f"hydra.searchpath=[file://{folder}]", f"sweeps@compare={name}"]
+
+
+def children_of(client: mlflow.MlflowClient, parent_id: str) -> dict[str, str]:
+    """The nested runs of a comparison: name -> status."""
+    parent = client.get_run(parent_id)
+    runs = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    return {run.info.run_name: run.info.status for run in runs}
+
+
+@pytest.fixture
+def one_split_comparison(tmp_path, tiny_run_overrides, monkeypatch):
+    """The command line of a tiny one-split, one-seed comparison of the given arms."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def argv(name: str, arms: dict[str, list[str]], *extra: str) -> list[str]:
+        spec = {
+            "name": name,
+            "base": ["data.split.seed=42"],
+            "arms": arms,
+            "seeds": [1],
+            "bootstrap": {"resamples": 50, "confidence": 0.9},
+            "framing": {"reframe": None},
+        }
+        definition = write_definition(tmp_path / "definitions", name, spec)
+        return [*definition, f"paths.root_dir={tmp_path}", *extra, *tiny_run_overrides]
+
+    return argv
+
+
+def test_a_failed_arm_is_left_out_and_a_rerun_reuses_every_finished_run(
+    tmp_path, one_split_comparison
+):
+    arms = {
+        "original": ["balancing=none"],
+        "smoothed": ["loss.label_smoothing=0.1"],
+        # SGD takes a NaN learning rate; the loss turns NaN mid-training
+        "broken": ["optimizer=sgd", "optimizer.lr=nan"],
+    }
+    # any_commit: this checkout's tree may hold uncommitted work
+    argv = one_split_comparison("resumable", arms, "compare.reuse.match=any_commit")
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+
+    first, first_id = run_comparison(CONFIG_DIR, argv)
+    assert children_of(client, first_id) == {
+        "original-seed1": "FINISHED",
+        "smoothed-seed1": "FINISHED",
+        "broken-seed1": "FAILED",
+    }
+    assert "Left out, a run failed: broken-seed1" in first and "| broken" not in first
+
+    second, second_id = run_comparison(CONFIG_DIR, argv)
+    assert children_of(client, second_id) == {"broken-seed1": "FAILED"}  # only it ran again
+    assert "2 of 2 runs were reused" in second
+    headline = first.split("## Per emotion")[0]
+    assert second.split("## Per emotion")[0] == headline  # read back, the same numbers
+    index = json.loads(
+        Path(client.download_artifacts(second_id, "comparison/runs.json")).read_text()
+    )
+    assert index["broken"]["failure"].startswith("broken-seed1") and index["original"]["runs"]
+
+    # Settings that change what a run learns are a new run, not a reused one.
+    third, third_id = run_comparison(CONFIG_DIR, [*argv, "trainer.max_epochs=1"])
+    assert set(children_of(client, third_id)) == set(children_of(client, first_id))
+
+
+def test_an_arm_that_does_not_compose_stops_the_comparison_before_any_run(
+    tmp_path, one_split_comparison
+):
+    argv = one_split_comparison("misspelt", {"original": [], "wide": ["model.net.filterz=64"]})
+    with pytest.raises(ConfigError, match="compare arm 'wide'.*filterz"):
+        run_comparison(CONFIG_DIR, argv)
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()
 
 
 @pytest.mark.slow
@@ -270,3 +354,9 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_fold_reference
     summary = client.download_artifacts(parent_id, "comparison/summary.json")
     rows = {row["arm"]: row for row in json.loads(Path(summary).read_text())["framing"]}
     assert rows["balanced+face"]["face step"] and not rows["balanced"]["face step"]
+
+    # Run again, it trains nothing: every run (references, HOG, framing) is read back the same.
+    again, again_id = run_comparison(CONFIG_DIR, [*argv, "compare.reuse.match=any_commit"])
+    assert children_of(client, again_id) == {}
+    assert "18 of 18 runs were reused" in again
+    assert again.split("## Runs")[0] == report

@@ -242,6 +242,47 @@ def test_a_bad_setting_fails_at_start_naming_the_key(tiny_dataset, tmp_path, ove
         ({"storage": "postgresql://nobody@127.0.0.1:1/none"}, "sweep.storage"),
         ({"storage": "not a url"}, "sweep.storage"),
         ({"trials": 0}, "sweep.trials"),
+        (
+            {
+                "search_space": {
+                    "loss.tau": {
+                        "type": "float",
+                        "low": 0.5,
+                        "high": 2.0,
+                        "when": {"loss": ["logit_adjusted"]},
+                    }
+                }
+            },
+            "search_space.loss.tau.when: 'loss' must be a categorical key",
+        ),
+        (
+            {
+                "search_space": {
+                    "loss": {"type": "categorical", "choices": ["cross_entropy", "focal"]},
+                    "loss.tau": {
+                        "type": "float",
+                        "low": 0.5,
+                        "high": 2.0,
+                        "when": {"loss": ["logit_adjusted"]},
+                    },
+                }
+            },
+            r"search_space.loss.tau.when.loss: \['logit_adjusted'\] not among",
+        ),
+        (
+            {
+                "search_space": {
+                    "loss": {"type": "categorical", "choices": ["logit_adjusted"]},
+                    "loss.tau": {
+                        "type": "float",
+                        "low": 12.0,
+                        "high": 20.0,
+                        "when": {"loss": ["logit_adjusted"]},
+                    },
+                }
+            },
+            r"loss.tau=12.0: must be in",
+        ),
     ],
     ids=[
         "empty choice",
@@ -250,6 +291,9 @@ def test_a_bad_setting_fails_at_start_naming_the_key(tiny_dataset, tmp_path, ove
         "unreachable storage",
         "not a URL",
         "zero trials",
+        "condition on a missing key",
+        "condition on a missing choice",
+        "loss parameter out of range",
     ],
 )
 def test_a_bad_sweep_fails_at_start_naming_the_key(tmp_path, tiny_run_overrides, change, key):

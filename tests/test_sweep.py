@@ -20,6 +20,7 @@ from fersweep import EMOTIONS
 from fersweep.champion import own_model, verdict
 from fersweep.compare import ComparisonSummary
 from fersweep.config import compose_config
+from fersweep.definitions import ParamType, SearchParam, example_samples, sample_space
 from fersweep.errors import ConfigError
 from fersweep.metrics import Difference
 from fersweep.sweep import PARENT_RUN_ATTR, SWEEP_RUN_ATTR, Sweep, run_sweep
@@ -271,3 +272,29 @@ def test_overrides_outside_the_definition_change_every_trial_and_not_the_definit
         overrides = sweep.trial_overrides(arm, sampled)
         cfg = compose_config(CONFIG_DIR, overrides)
         assert cfg.trainer.max_epochs == 1 and cfg.model.net.filters == 4
+
+
+def test_a_conditional_setting_is_searched_only_in_trials_whose_condition_holds():
+    space = {
+        "loss": SearchParam(ParamType.categorical, choices=["cross_entropy", "logit_adjusted"]),
+        "loss.tau": SearchParam(ParamType.float, 0.5, 2.0, when={"loss": ["logit_adjusted"]}),
+        "model.net.filters": SearchParam(ParamType.int, 8, 16, step=8),
+    }
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        trial = study.ask()
+        sampled = sample_space(space, lambda key, param, trial=trial: param.suggest(trial, key))
+        study.tell(trial, 0.0)
+        assert ("loss.tau" in sampled) == (sampled["loss"] == "logit_adjusted")
+        assert set(trial.params) == set(sampled)  # Optuna knows only what was searched
+    assert {t.params["loss"] for t in study.trials} == {"cross_entropy", "logit_adjusted"}
+    # Before training, every key is composed once with its conditions met.
+    assert [s.get("loss.tau") for s in example_samples(space)] == [None, 0.5]
+
+
+def test_the_default_sweep_searches_each_losss_own_parameter_beside_the_loss(sweep_overrides):
+    sweep = make_sweep(PROJECT_ROOT / "sweeps" / "default.yaml", sweep_overrides)
+    space = sweep.definition.arm_space("original")
+    assert space["loss.tau"].when == {"loss": ["logit_adjusted"]}
+    assert space["loss.beta"].when == {"loss.weighting": ["effective_number"]}
+    sweep.check()  # every loss and its parameter compose and build

@@ -12,10 +12,9 @@ import matplotlib.pyplot as plt
 import mlflow
 from rich.markdown import Markdown
 
-from fersweep.compare import ArmSummary, ComparisonSummary, _train_arm, fold_overrides, summarise
-from fersweep.config import compose_config
+from fersweep.compare import ComparisonSummary, EarlierRuns, Planned, fold_overrides, summarise
 from fersweep.console import console
-from fersweep.definitions import Bootstrap, ChampionGate
+from fersweep.definitions import Bootstrap, ChampionGate, Reuse, ReuseMatch
 from fersweep.errors import ConfigError
 from fersweep.tracking import artifacts
 
@@ -73,17 +72,22 @@ def run_gate(
     opponents.update({name: [*own_model(base, o), *o] for name, o in gate.references.items()})
     if not opponents:
         return Verdict(True, ["no current champion and no reference to beat"])
-    for name, overrides in opponents.items():
-        try:
-            compose_config(config_dir, overrides)
-        except ConfigError as error:
-            raise ConfigError(f"sweep.gate: the {name} arm does not compose: {error}") from None
     parts = fold_overrides(gate.folds)
-    tags = {"kind": "gate"}
-    arms: dict[str, ArmSummary] = {
-        name: _train_arm(config_dir, name, overrides, [seed], parts, parent_run_id, tags)
+    planned = [
+        Planned(name, overrides, parts, {"kind": "gate"})
         for name, overrides in {CANDIDATE: candidate, **opponents}.items()
-    }
+    ]
+    configs = {}
+    for arm in planned:
+        try:
+            configs[arm.name] = arm.configs(config_dir, [seed])
+        except ConfigError as error:
+            raise ConfigError(f"sweep.gate: the {arm.name} arm does not compose: {error}") from None
+    fresh = EarlierRuns(None, Reuse(ReuseMatch.none))  # the gate trains every run itself
+    arms = {arm.name: arm.run(configs[arm.name], parent_run_id, fresh) for arm in planned}
+    failed = [arm.failure for arm in arms.values() if arm.failure]
+    if failed:  # an opponent that could not be trained cannot be shown beaten
+        return Verdict(False, [f"a gate run failed: {failure}" for failure in failed])
     report, summary, figures = summarise(arms, {}, bootstrap, seed)
     for figure in figures.values():  # the report and summary are the evidence kept
         plt.close(figure)

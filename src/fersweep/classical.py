@@ -105,9 +105,11 @@ def fit_classical(model: HogLinearSVC, datamodule, split: str) -> Scores:
     outputs = scored(evaluated)
     show_evaluation(outputs.evaluation, f"{split} split")
     artifacts.log_evaluation(outputs.evaluation, split)
-    artifacts.log_predictions(*datamodule.files_and_people(split), outputs, split)
+    files_and_people = datamodule.files_and_people(split)
+    artifacts.log_predictions(*files_and_people, outputs, split)
     reframed = None
     if datamodule.reframe is not None:
         reframed = scored(evaluated, datamodule.reframed_images(evaluated))
         artifacts.log_evaluation(reframed.evaluation, f"{split}_reframed")
+        artifacts.log_predictions(*files_and_people, reframed, f"{split}_reframed")
     return Scores(outputs, float(best_val_f1), reframed)

@@ -5,6 +5,8 @@ and the seed report's leaky protocol alongside for reference."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -22,8 +24,8 @@ from rich.markdown import Markdown
 from fersweep import EMOTIONS
 from fersweep.config import build, compose_config, compose_definition
 from fersweep.console import console
-from fersweep.definitions import Bootstrap, ComparisonDefinition
-from fersweep.errors import ConfigError
+from fersweep.definitions import Bootstrap, ComparisonDefinition, Reuse, ReuseMatch
+from fersweep.errors import ConfigError, FersweepError
 from fersweep.figures import confusion_figure, confusion_pair_figure
 from fersweep.metrics import (
     Difference,
@@ -34,6 +36,7 @@ from fersweep.metrics import (
     precision_at_prevalence,
 )
 from fersweep.tracking import Tracker, artifacts
+from fersweep.tracking.runs import git_commit, working_tree_clean
 from fersweep.train import RunPlacement, RunResult, train
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,7 @@ class OutOfFold(SplitPredictions):
         def joined(get) -> np.ndarray:
             return np.concatenate([get(r) for r in runs])
 
-        files = joined(lambda r: r.files)
+        files = joined(lambda r: r.files.astype(str))  # read back from MLflow or not
         order = np.argsort(files, kind="stable")
         if len(np.unique(files)) != len(files):
             raise ConfigError(
@@ -91,7 +94,7 @@ class OutOfFold(SplitPredictions):
             truth,
             joined(lambda r: r.outputs.probabilities)[order],
             files[order],
-            joined(lambda r: r.people)[order],
+            joined(lambda r: r.people.astype(str))[order],
             SplitPredictions(truth, plain),
         )
 
@@ -102,6 +105,7 @@ class ArmSummary:
 
     name: str
     by_seed: list[list[RunResult]]
+    failure: str | None = None  # the run that failed, and why; the arm is then left out
 
     @property
     def runs(self) -> list[RunResult]:
@@ -142,33 +146,35 @@ def run_comparison(config_dir: Path, argv: Sequence[str] = ()) -> tuple[str, str
     base = [*definition.base, *reframe, *overrides]
     cfg = compose_config(config_dir, base)
     parts = fold_overrides(definition.folds)
+    # Every run's config, composed and built before anything trains: a bad arm fails now.
+    plan = [
+        *(Planned(name, [*base, *o], parts) for name, o in definition.arms.items()),
+        *(Planned(name, [*base, *o], parts) for name, o in framing.arms.items()),
+        # The references keep their own protocol (not `base`, one random split per seed) but run
+        # over the same seeds: one seed's score swings by several points.
+        *(
+            Planned(name, [*o, *overrides], [[]], {"protocol": "seed (leaky)"})
+            for name, o in definition.references.items()
+        ),
+    ]
+    configs = {}
+    for arm in plan:
+        try:
+            configs[id(arm)] = arm.configs(config_dir, definition.seeds)
+        except ConfigError as error:
+            raise ConfigError(f"compare arm {arm.name!r}: {error}") from error
     tracker: Tracker = build(cfg.tracking)
+    earlier = EarlierRuns(tracker, definition.reuse)
     with tracker.run(f"compare-{definition.name}", tags={"kind": "comparison"}) as parent:
         artifacts.log_dict(asdict(definition), "comparison/definition.json")
         parent_id = parent.info.run_id
-
-        def arm(name: str, arm_overrides: list[str]) -> ArmSummary:
-            return _train_arm(
-                config_dir, name, [*base, *arm_overrides], definition.seeds, parts, parent_id
-            )
-
-        arms = {name: arm(name, arm_overrides) for name, arm_overrides in definition.arms.items()}
-        framing_arms = {name: arm(name, o) for name, o in framing.arms.items()}
-        # The references keep their own protocol (not `base`, one random split per seed) but run
-        # over the same seeds: one seed's score swings by several points.
-        references = {
-            name: _train_arm(
-                config_dir,
-                name,
-                [*ref, *overrides],
-                definition.seeds,
-                [[]],
-                parent_id,
-                {"protocol": "seed (leaky)"},
-            )
-            for name, ref in definition.references.items()
-        }
+        done = {arm.name: arm.run(configs[id(arm)], parent_id, earlier) for arm in plan}
+        artifacts.log_dict(_run_index(done), "comparison/runs.json")
+        arms = _usable({name: done[name] for name in definition.arms}, baseline=True)
+        framing_arms = _usable({name: done[name] for name in framing.arms})
+        references = _usable({name: done[name] for name in definition.references})
         report, summary, figures = summarise(arms, references, definition.bootstrap, cfg.seed)
+        report += _runs_section(done)
         if framing.reframe:
             table = framing_table({**arms, **framing_arms})
             report += framing_section(table, framing.tolerance)
@@ -194,32 +200,127 @@ def fold_overrides(folds: int | None) -> list[list[str]]:
     return [[*method, f"data.split.fold={fold}"] for fold in range(folds)]
 
 
-def _train_arm(
-    config_dir: Path,
-    name: str,
-    overrides: list[str],
-    seeds: Sequence[int],
-    parts: list[list[str]],
-    parent: str,
-    tags: Mapping[str, str] | None = None,
-) -> ArmSummary:
-    """One nested MLflow run per seed and part (fold), all with the same overrides."""
-    by_seed = []
-    for seed in seeds:
-        runs = []
-        for number, part in enumerate(parts):
-            run_overrides = [*overrides, *part, f"seed={seed}"]
-            cfg: DictConfig = compose_config(config_dir, run_overrides)
-            fold = f"-fold{number}" if part else ""
-            run_tags = {**(tags or {}), "arm": name, "seed": str(seed)}
-            if part:
-                run_tags["fold"] = str(number)
-            placement = RunPlacement(
-                parent_run_id=parent, name=f"{name}{fold}-seed{seed}", tags=run_tags
-            )
-            runs.append(train(cfg, run_overrides, placement=placement))
-        by_seed.append(runs)
-    return ArmSummary(name, by_seed)
+@dataclass
+class EarlierRuns:
+    """Finished runs of earlier comparisons that stand in for runs about to be trained: the
+    same settings (`run_key`) and, with `reuse.match=commit`, the same commit of a clean tree."""
+
+    tracker: Tracker | None
+    reuse: Reuse
+
+    def result(self, key: str, cfg: DictConfig) -> RunResult | None:
+        if self.tracker is None or self.reuse.match is ReuseMatch.none:
+            return None
+        tags = {RUN_KEY_TAG: key}
+        if self.reuse.match is ReuseMatch.commit:
+            if not working_tree_clean():  # uncommitted code: nothing earlier is known to match
+                return None
+            tags["git_commit"] = git_commit()
+        face_step = cfg.data.preprocess.get("face") is not None
+        for run in self.tracker.finished_runs(tags):
+            found = RunResult.recorded(run.info.run_id, run.data.metrics, cfg.eval_split, face_step)
+            if found is not None:
+                return found
+        return None
+
+
+RUN_KEY_TAG = "run_key"
+
+
+def run_key(cfg: DictConfig, ignore: Sequence[str]) -> str:
+    """A fingerprint of what a run learns from: its resolved settings, but for the keys (and
+    the keys under the prefixes) in `ignore`."""
+    settings = artifacts.flatten(artifacts.own_values(cfg))
+    kept = {
+        key: value
+        for key, value in settings.items()
+        if not any(key == i or key.startswith(f"{i}.") for i in ignore)
+    }
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass
+class Planned:
+    """An arm about to run: its overrides, the parts (folds) each seed trains on, and tags."""
+
+    name: str
+    overrides: list[str]
+    parts: list[list[str]]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def configs(self, config_dir: Path, seeds: Sequence[int]) -> dict[tuple[int, int], Any]:
+        """Each (seed, part)'s overrides and config, composed and built once to fail early."""
+        configs = {}
+        for seed in seeds:
+            for number, part in enumerate(self.parts):
+                overrides = [*self.overrides, *part, f"seed={seed}"]
+                cfg = compose_config(config_dir, overrides)
+                trial = copy.deepcopy(cfg)  # instantiate resolves interpolations in place
+                for group in ("data", "model", "loss"):
+                    build(trial[group])
+                configs[seed, number] = (overrides, cfg)
+        return configs
+
+    def run(self, configs: Mapping, parent: str, earlier: EarlierRuns) -> ArmSummary:
+        """One nested MLflow run per seed and part, or an earlier run with the same settings;
+        a run that fails is recorded as failed and ends the arm, not the comparison."""
+        by_seed: dict[int, list[RunResult]] = {}
+        for (seed, number), (overrides, cfg) in configs.items():
+            key = run_key(cfg, earlier.reuse.ignore)
+            found = earlier.result(key, cfg)
+            if found is not None:
+                by_seed.setdefault(seed, []).append(found)
+                continue
+            fold = f"-fold{number}" if self.parts[number] else ""
+            tags = {**self.tags, "arm": self.name, "seed": str(seed), RUN_KEY_TAG: key}
+            if self.parts[number]:
+                tags["fold"] = str(number)
+            name = f"{self.name}{fold}-seed{seed}"
+            placement = RunPlacement(parent_run_id=parent, name=name, tags=tags)
+            try:
+                by_seed.setdefault(seed, []).append(train(cfg, overrides, placement=placement))
+            except Exception as error:  # recorded FAILED in MLflow by the tracker already
+                log.error("comparison run %s failed: %s", name, error)
+                return ArmSummary(self.name, list(by_seed.values()), f"{name}: {error}")
+        return ArmSummary(self.name, list(by_seed.values()))
+
+
+def _usable(arms: Mapping[str, ArmSummary], baseline: bool = False) -> dict[str, ArmSummary]:
+    """The arms whose every run finished; a failed baseline stops the comparison."""
+    first = next(iter(arms.values()), None)
+    if baseline and first is not None and first.failure:
+        raise FersweepError(
+            f"the baseline arm {first.name!r} failed ({first.failure}); nothing to compare "
+            "with. Its finished runs are kept: run again to resume"
+        )
+    usable = {name: arm for name, arm in arms.items() if not arm.failure}
+    if baseline and len(usable) < 2:
+        failures = "; ".join(arm.failure for arm in arms.values() if arm.failure)
+        raise FersweepError(f"no arm is left to compare with the baseline: {failures}")
+    return usable
+
+
+def _run_index(done: Mapping[str, ArmSummary]) -> dict[str, Any]:
+    """Which MLflow run answered for each arm, seed and fold (reused ones included)."""
+    return {
+        name: {"runs": [run.run_id for run in arm.runs], "failure": arm.failure}
+        for name, arm in done.items()
+    }
+
+
+def _runs_section(done: Mapping[str, ArmSummary]) -> str:
+    """The report's account of reused and failed runs (empty when every run trained here)."""
+    reused = sum(run.reused for arm in done.values() for run in arm.runs)
+    failed = [arm.failure for arm in done.values() if arm.failure]
+    lines = []
+    if reused:
+        total = sum(len(arm.runs) for arm in done.values())
+        lines.append(
+            f"- {reused} of {total} runs were reused from earlier comparisons with the same "
+            "settings (comparison/runs.json names each run)."
+        )
+    lines += [f"- Left out, a run failed: {failure}" for failure in failed]
+    return "\n## Runs\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def summarise(
@@ -292,7 +393,7 @@ def summarise(
         "",
         "## Per emotion: F1 of the pooled predictions",
         "",
-        per_class.to_markdown(floatfmt=".3f"),
+        per_class.to_markdown(floatfmt=["", ".0f", *[".3f"] * len(arms)]),
         "",
         f"\\* fewer than {FEW_IMAGES} test images: one image more or less right moves this F1 "
         "by a tenth or more; read it as an anecdote, not a measurement.",

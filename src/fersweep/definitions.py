@@ -4,6 +4,7 @@ own message naming it). `__post_init__` adds the checks a schema cannot express.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -31,7 +32,9 @@ class Direction(Enum):
 @dataclass
 class SearchParam:
     """One searched setting: its key (in the search space's mapping) is a Hydra override
-    target, a config key (`model.net.filters`) or a config group (`optimizer`)."""
+    target, a config key (`model.net.filters`) or a config group (`optimizer`). `when` makes it
+    conditional: searched only in trials whose sampled values of those (categorical) keys are
+    among the listed ones, e.g. `loss.tau` when `loss` is `logit_adjusted`."""
 
     type: ParamType = MISSING
     low: float | None = None
@@ -39,6 +42,7 @@ class SearchParam:
     step: float | None = None
     log: bool = False
     choices: list[Any] | None = None
+    when: dict[str, list[Any]] = field(default_factory=dict)
 
     def check(self, key: str) -> None:
         where = f"search_space.{key}"
@@ -64,6 +68,70 @@ class SearchParam:
         if self.type is ParamType.categorical:
             return self.choices[0]
         return int(self.low) if self.type is ParamType.int else self.low
+
+    def active(self, sampled: Mapping[str, Any]) -> bool:
+        """Whether its conditions hold for the values sampled so far."""
+        return all(sampled.get(key) in values for key, values in self.when.items())
+
+
+def sample_space(
+    space: Mapping[str, SearchParam],
+    pick: Callable[[str, SearchParam], Any],
+    fixed: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A value per active setting of the space: `pick(key, param)` (or `fixed[key]`), each
+    conditional setting after the keys its `when` names, and left out where they do not match."""
+    sampled: dict[str, Any] = {}
+    pending = list(space)
+    while pending:
+        ready = [key for key in pending if not set(space[key].when) & set(pending)]
+        if not ready:
+            raise ConfigError(f"search_space: the `when` conditions of {pending} form a cycle")
+        for key in ready:
+            if space[key].active(sampled):
+                sampled[key] = fixed[key] if fixed and key in fixed else pick(key, space[key])
+            pending.remove(key)
+    return sampled
+
+
+def example_samples(space: Mapping[str, SearchParam]) -> list[dict[str, Any]]:
+    """Samples that between them hold every setting at least once (each conditional one with
+    its conditions met), so every key can be composed before any training."""
+    samples = [sample_space(space, lambda _, param: param.example())]
+    for key in space:
+        if key not in samples[0]:
+            samples.append(sample_space(space, lambda _, p: p.example(), _conditions(space, key)))
+    return samples
+
+
+def _conditions(space: Mapping[str, SearchParam], key: str) -> dict[str, Any]:
+    """Values that make `key` active, its conditions' own conditions included."""
+    forced: dict[str, Any] = {}
+    for name, values in space[key].when.items():
+        forced |= _conditions(space, name)
+        forced[name] = values[0]
+    return forced
+
+
+def check_space(space: Mapping[str, SearchParam]) -> None:
+    """Every setting's range, and every condition naming a categorical key of the same space
+    with values among its choices."""
+    for key, param in space.items():
+        param.check(key)
+        for name, values in param.when.items():
+            condition = space.get(name)
+            if condition is None or condition.type is not ParamType.categorical:
+                raise ConfigError(
+                    f"search_space.{key}.when: {name!r} must be a categorical key of the same "
+                    "search space"
+                )
+            unknown = [v for v in values if v not in condition.choices]
+            if unknown:
+                raise ConfigError(
+                    f"search_space.{key}.when.{name}: {unknown} not among {name}'s choices "
+                    f"{list(condition.choices)}"
+                )
+    sample_space(space, lambda _, param: param.example())  # raises on a cycle
 
 
 @dataclass
@@ -145,8 +213,7 @@ class SweepDefinition:
         if not self.arms:
             raise ConfigError("sweep.arms: name at least one arm")
         for arm in self.arms:
-            for key, param in self.arm_space(arm).items():
-                param.check(key)
+            check_space(self.arm_space(arm))
         if self.storage and "://" not in self.storage:
             raise ConfigError(
                 f"sweep.storage={self.storage!r}: expected a SQLAlchemy URL such as "
@@ -173,6 +240,23 @@ class Framing:
     tolerance: float = 0.03
 
 
+class ReuseMatch(Enum):
+    commit = "commit"  # the same settings, run by the same commit
+    any_commit = "any_commit"  # the same settings, whatever code ran them (the report lists it)
+    none = "none"  # train every run afresh
+
+
+@dataclass
+class Reuse:
+    """Which finished runs of earlier comparisons stand in for a run about to be trained: the
+    same resolved settings (but for the keys under `ignore`, which say where and how verbosely a
+    run goes, not what it learns) and, by default, the same commit. A comparison that stopped
+    half-way resumes; an arm added to the definition trains alone."""
+
+    match: ReuseMatch = ReuseMatch.commit
+    ignore: list[str] = field(default_factory=list)
+
+
 @dataclass
 class ComparisonDefinition:
     """`sweeps/compare.yaml`: shared overrides, the arms (the first is the baseline), the folds,
@@ -186,6 +270,7 @@ class ComparisonDefinition:
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
     references: dict[str, list[str]] = field(default_factory=dict)
     framing: Framing = field(default_factory=Framing)
+    reuse: Reuse = field(default_factory=Reuse)
 
     def __post_init__(self) -> None:
         if self.framing.arms and self.framing.reframe is None:

@@ -35,7 +35,7 @@ from fersweep import champion
 from fersweep.compare import ArmSummary, summarise
 from fersweep.config import as_overrides, build, compose_config, compose_definition
 from fersweep.console import console
-from fersweep.definitions import Direction, SweepDefinition
+from fersweep.definitions import Direction, SweepDefinition, example_samples, sample_space
 from fersweep.errors import ConfigError, TrialTimeout
 from fersweep.study_storage import counted_trials, heartbeat, open_storage, storage_lock
 from fersweep.tracking import Tracker, artifacts
@@ -117,13 +117,13 @@ class Sweep:
     def check(self) -> None:
         """Compose and build one trial config per arm before any training: bad keys fail here."""
         for arm in self.definition.arms:
-            sampled = {k: p.example() for k, p in self.definition.arm_space(arm).items()}
-            try:
-                cfg = compose_config(self.config_dir, self.trial_overrides(arm, sampled))
-            except ConfigError as error:  # Hydra's composition errors name the bad override
-                raise ConfigError(f"sweep arm {arm!r}: {error}") from error
-            for group in ("data", "model", "optimizer"):
-                build(cfg[group])
+            for sampled in example_samples(self.definition.arm_space(arm)):
+                try:
+                    cfg = compose_config(self.config_dir, self.trial_overrides(arm, sampled))
+                except ConfigError as error:  # Hydra's composition errors name the bad override
+                    raise ConfigError(f"sweep arm {arm!r}: {error}") from error
+                for group in ("data", "model", "optimizer", "loss"):
+                    build(cfg[group])
 
 
 # --- running trials -------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def _run_trial(
     sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial, tracker: Tracker
 ) -> None:
     d = sweep.definition
-    sampled = {key: p.suggest(trial, key) for key, p in d.arm_space(arm).items()}
+    sampled = sample_space(d.arm_space(arm), lambda key, param: param.suggest(trial, key))
     overrides = sweep.trial_overrides(arm, sampled)
     trial.set_user_attr("overrides", overrides)
     trial.set_user_attr("arm", arm)

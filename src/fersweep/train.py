@@ -45,6 +45,36 @@ class RunResult:
     files: np.ndarray | None = None  # the evaluated images, in the order of `outputs`
     people: np.ndarray | None = None  # whose face each evaluated image shows
     plain: SplitPredictions | None = None  # the network's own scores, before post-hoc steps
+    reused: bool = False  # read back from an earlier run's records, not trained now
+
+    @classmethod
+    def recorded(
+        cls, run_id: str, metrics: dict[str, float], split: str, face_step: bool
+    ) -> RunResult | None:
+        """A finished run read back from what it recorded in MLflow (the predictions of `split`,
+        before the post-hoc steps and reframed where it has them), or None where its records
+        cannot tell the whole result (a run from before these records existed)."""
+        scored = artifacts.recorded_predictions(run_id, split)
+        prevalence = artifacts.recorded_prevalence(run_id)
+        if scored is None or prevalence is None:
+            return None
+        files, people, outputs = scored
+        plain = artifacts.recorded_predictions(run_id, f"{split}_plain")
+        reframed = artifacts.recorded_predictions(run_id, f"{split}_reframed")
+        if f"{split}_reframed/macro_f1" in metrics and reframed is None:
+            return None
+        return cls(
+            run_id,
+            metrics,
+            outputs,
+            prevalence,
+            reframed[2] if reframed else None,
+            face_step,
+            files,
+            people,
+            plain[2] if plain else None,
+            reused=True,
+        )
 
     @property
     def truth(self) -> np.ndarray:

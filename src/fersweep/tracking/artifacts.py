@@ -6,6 +6,7 @@ workers of a sweep are never any process's active run).
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -112,6 +114,8 @@ def log_data(datamodule: EmotionDataModule, counts: Mapping[str, Mapping[str, in
     mlflow.set_tags({"data_fingerprint": datamodule.fingerprint, "data_root": str(datamodule.root)})
     mlflow.log_dict(report.as_dict(), "data/data_report.json")
     mlflow.log_dict(dict(counts), "data/class_counts.json")
+    prevalence = dict(zip(EMOTIONS, datamodule.natural_prevalence().tolist()))
+    mlflow.log_dict({"prevalence": prevalence}, "data/prevalence.json")
     mlflow.log_metrics(
         {
             "data/rows_read": report.rows_read,
@@ -151,9 +155,33 @@ def log_predictions(
     folds or bootstrap over people again from MLflow alone."""
     table = pd.DataFrame({"file": files, "person": people, "truth": outputs.truth})
     table["predicted"] = outputs.predicted
-    for column, emotion in enumerate(EMOTIONS):
-        table[f"p_{emotion}"] = outputs.probabilities[:, column].round(5)
+    for column, emotion in enumerate(EMOTIONS):  # unrounded: read back, the argmax is the same
+        table[f"p_{emotion}"] = outputs.probabilities[:, column]
     mlflow.log_text(table.to_csv(index=False), f"evaluation/{split}_predictions.csv")
+
+
+def recorded_predictions(
+    run_id: str, split: str
+) -> tuple[np.ndarray, np.ndarray, SplitPredictions] | None:
+    """What `log_predictions` recorded for `split` in a run (files, people, predictions), or
+    None where the run has no such file."""
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/evaluation/{split}_predictions.csv")
+    except (MlflowException, OSError):
+        return None
+    table = pd.read_csv(io.StringIO(text), dtype={"file": str, "person": str})
+    probabilities = table[[f"p_{emotion}" for emotion in EMOTIONS]].to_numpy()
+    outputs = SplitPredictions(table["truth"].to_numpy(), probabilities)
+    return table["file"].to_numpy(), table["person"].to_numpy(), outputs
+
+
+def recorded_prevalence(run_id: str) -> np.ndarray | None:
+    """Each emotion's share of the original images, as the run's data report recorded it."""
+    try:
+        recorded = mlflow.artifacts.load_dict(f"runs:/{run_id}/data/prevalence.json")
+    except (MlflowException, OSError):
+        return None
+    return np.array([recorded["prevalence"][emotion] for emotion in EMOTIONS])
 
 
 def log_model(

@@ -77,11 +77,15 @@ class RecordEvaluation(pl.Callback):
         if pl_module.posthoc.active:  # the network's own scores beside, and what was applied
             plain = pl_module.plain_outputs.evaluation.metrics
             artifacts.log_metrics({f"{self.split}_plain/{k}": v for k, v in plain.items()})
+            artifacts.log_predictions(files, people, pl_module.plain_outputs, f"{self.split}_plain")
             artifacts.log_dict(pl_module.posthoc_settings(), "evaluation/posthoc.json")
         if pl_module.reframed_outputs is not None:
             reframed = pl_module.reframed_outputs.evaluation
             show_evaluation(reframed, f"{self.split} split, reframed (framing check)")
             artifacts.log_evaluation(reframed, f"{self.split}_reframed")
+            artifacts.log_predictions(
+                files, people, pl_module.reframed_outputs, f"{self.split}_reframed"
+            )
             grid = sample_grid_figure(
                 trainer.datamodule.reframed_samples(6),
                 6,

@@ -149,6 +149,17 @@ class Tracker:
         client.set_tag(run_id, "error", reason)
         client.set_terminated(run_id, "FAILED")
 
+    def finished_runs(self, tags: Mapping[str, str]) -> list[Run]:
+        """The experiment's FINISHED runs that carry all these tags, newest first."""
+        experiment_id = self.connect()
+        conditions = [f"tags.{key} = '{value}'" for key, value in tags.items()]
+        return mlflow.search_runs(
+            [experiment_id],
+            " and ".join([*conditions, "attributes.status = 'FINISHED'"]),
+            order_by=["attributes.start_time DESC"],
+            output_format="list",
+        )
+
     def run_status(self, run_id: str) -> str:
         self.connect()
         return mlflow.MlflowClient().get_run(run_id).info.status
@@ -225,3 +236,19 @@ def git_commit() -> str:
         return result.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def working_tree_clean() -> bool:
+    """Whether the checkout's tracked files are as committed (False outside a checkout), so
+    that the commit names the code that runs."""
+    try:
+        result = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return not result.stdout.strip()
