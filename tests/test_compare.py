@@ -197,6 +197,10 @@ def test_the_seed_protocol_references_are_reported_as_mean_and_spread_over_their
         "seed_original": arm("seed_original", [run(truth, truth)], [run(truth, half_right)])
     }
     report, summary, _ = summarise(arms, references, BOOTSTRAP, seed=0)
+    # The leaky protocol's test set holds copies of one original (the same file) beside it.
+    copies = np.array([f"img{i % 40}.jpg" for i in range(80)])
+    leaky = {"seed_balanced": arm("seed_balanced", [run(truth, truth, copies)])}
+    assert summarise(arms, leaky, BOOTSTRAP, seed=0)[1].references[0]["test images"] == 80
     (row,) = summary.references
     assert row["runs"] == 2 and row["accuracy mean"] == pytest.approx(0.75)
     assert row["accuracy sd"] == pytest.approx(np.std([1.0, 0.5], ddof=1))
