@@ -363,4 +363,4 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_fold_reference
     again, again_id = run_comparison(CONFIG_DIR, [*argv, "compare.reuse.match=any_commit"])
     assert children_of(client, again_id) == {}
     assert "18 of 18 runs were reused" in again
-    assert again.split("## Runs")[0] == report
+    assert again.split("\n## Runs")[0] == report

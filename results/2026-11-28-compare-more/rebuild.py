@@ -3,7 +3,7 @@
 The comparison (sweeps/compare_cpu_more.yaml, commit 8441f11) trained all 42 runs and then
 stopped while summarising: the seed protocol's balanced reference (copies made before its split,
 which share their original's file name) tripped the check that folds do not overlap (fixed in
-the next commit: one run may hold copies). Every run had logged its test predictions
+1bbfa3e: one run may hold copies). Every run had logged its test predictions
 (evaluation/test_predictions.csv), so the report is rebuilt from them with the fixed
 `fersweep.compare.summarise`; nothing is retrained.
 

@@ -176,11 +176,11 @@ def run_comparison(config_dir: Path, argv: Sequence[str] = ()) -> tuple[str, str
         framing_arms = _usable({name: done[name] for name in framing.arms})
         references = _usable({name: done[name] for name in definition.references})
         report, summary, figures = summarise(arms, references, definition.bootstrap, cfg.seed)
-        report += _runs_section(done)
         if framing.reframe:
             table = framing_table({**arms, **framing_arms})
             report += framing_section(table, framing.tolerance)
             summary.framing = table.to_dict(orient="records")
+        report += _runs_section(done)
         artifacts.log_comparison(report, summary, figures)
         path = Path(cfg.paths.output_dir) / "compare" / parent_id / "report.md"
         path.parent.mkdir(parents=True, exist_ok=True)
