@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed  ## build .venv from scratch (torch, then fersweep and its tools)
 
-test: $(VENV)/.installed  ## the fast tier, what CI runs (about 13 min on 2 cores)
+test: $(VENV)/.installed  ## the fast tier, what CI runs (about 8 min on 2 cores, 10 with the install)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 test-all: $(VENV)/.installed  ## both tiers: the fast one and the slow multi-process ones (about 8 min on 2 cores)
