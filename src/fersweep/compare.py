@@ -5,7 +5,6 @@ and the seed report's leaky protocol alongside for reference."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -22,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.markdown import Markdown
 
 from fersweep import EMOTIONS
-from fersweep.config import build, compose_config, compose_definition
+from fersweep.config import build, check_builds, compose_config, compose_definition
 from fersweep.console import console
 from fersweep.definitions import Bootstrap, ComparisonDefinition, Reuse, ReuseMatch
 from fersweep.errors import ConfigError, FersweepError
@@ -210,14 +209,22 @@ class EarlierRuns:
     tracker: Tracker | None
     reuse: Reuse
 
-    def result(self, key: str, cfg: DictConfig) -> RunResult | None:
-        if self.tracker is None or self.reuse.match is ReuseMatch.none:
+    @cached_property
+    def source(self) -> dict[str, str] | None:
+        """The tags that say which code an earlier run must come from (none for any_commit),
+        or None when nothing earlier may be reused."""
+        if self.reuse.match is ReuseMatch.none:
             return None
-        tags = {RUN_KEY_TAG: key}
-        if self.reuse.match is ReuseMatch.commit:
-            if not working_tree_clean():  # uncommitted code: nothing earlier is known to match
-                return None
-            tags["git_commit"] = git_commit()
+        if self.reuse.match is ReuseMatch.any_commit:
+            return {}
+        if not working_tree_clean():  # uncommitted code: nothing earlier is known to match
+            return None
+        return {"git_commit": git_commit()}
+
+    def result(self, key: str, cfg: DictConfig) -> RunResult | None:
+        if self.tracker is None or self.source is None:
+            return None
+        tags = {RUN_KEY_TAG: key, **self.source}
         face_step = cfg.data.preprocess.get("face") is not None
         for run in self.tracker.finished_runs(tags):
             found = RunResult.recorded(run.info.run_id, run.data.metrics, cfg.eval_split, face_step)
@@ -257,9 +264,7 @@ class Planned:
             for number, part in enumerate(self.parts):
                 overrides = [*self.overrides, *part, f"seed={seed}"]
                 cfg = compose_config(config_dir, overrides)
-                trial = copy.deepcopy(cfg)  # instantiate resolves interpolations in place
-                for group in ("data", "model", "loss"):
-                    build(trial[group])
+                check_builds(cfg, ("data", "model", "loss"))
                 configs[seed, number] = (overrides, cfg)
         return configs
 

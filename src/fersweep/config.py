@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -113,6 +114,14 @@ def _composition_error(error: Exception) -> str:
     if cause is not None and str(cause).splitlines() and str(cause).splitlines()[0] not in message:
         message += f": {str(cause).splitlines()[0]}"
     return message
+
+
+def check_builds(cfg: DictConfig, groups: Sequence[str]) -> None:
+    """Build these groups of a config once and throw them away, so a bad setting fails before
+    any training; on a copy, because `instantiate` resolves interpolations in place."""
+    trial = copy.deepcopy(cfg)
+    for group in groups:
+        build(trial[group])
 
 
 def build(node: DictConfig, **kwargs):

@@ -242,7 +242,9 @@ class Framing:
 
 class ReuseMatch(Enum):
     commit = "commit"  # the same settings, run by the same commit
-    any_commit = "any_commit"  # the same settings, whatever code ran them (the report lists it)
+    any_commit = (
+        "any_commit"  # the same settings, whatever code ran them (runs.json names each run)
+    )
     none = "none"  # train every run afresh
 
 

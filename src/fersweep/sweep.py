@@ -33,7 +33,7 @@ from rich.markdown import Markdown
 
 from fersweep import champion
 from fersweep.compare import ArmSummary, summarise
-from fersweep.config import as_overrides, build, compose_config, compose_definition
+from fersweep.config import as_overrides, build, check_builds, compose_config, compose_definition
 from fersweep.console import console
 from fersweep.definitions import Direction, SweepDefinition, example_samples, sample_space
 from fersweep.errors import ConfigError, TrialTimeout
@@ -122,8 +122,7 @@ class Sweep:
                     cfg = compose_config(self.config_dir, self.trial_overrides(arm, sampled))
                 except ConfigError as error:  # Hydra's composition errors name the bad override
                     raise ConfigError(f"sweep arm {arm!r}: {error}") from error
-                for group in ("data", "model", "optimizer", "loss"):
-                    build(cfg[group])
+                check_builds(cfg, ("data", "model", "optimizer", "loss"))
 
 
 # --- running trials -------------------------------------------------------------------------
