@@ -82,15 +82,19 @@ def _downscaled(grey: np.ndarray, longest: int) -> tuple[np.ndarray, float]:
 class HaarCascade:
     """OpenCV's bundled Haar cascade. Faces are looked for on a copy at most `detect_side`
     pixels on its longer side (the cascade's cost grows with the pixel count), and the boxes
-    are mapped back; so the smallest face found is about 24/`detect_side` of the picture.
-    Where none is found, a second look on a copy up to `retry_side` finds smaller ones (the
-    data set's tight faces are found on the first; a face in a larger picture may need it)."""
+    are mapped back. Each copy has a black border `pad` times its longer side all round: a
+    face filling the picture, as in every training image, is then boxed as the same face with
+    room around it in a larger photo (without it the cascade's box shrinks at the picture's
+    edge, and a model trained on those boxes sees a photo's face framed differently). So the
+    smallest face found is about 24 (1 + 2 `pad`) / `detect_side` of the picture; where none is
+    found, a second look on a copy up to `retry_side` finds smaller ones."""
 
     cascade: str
     detect_side: int
     scale_factor: float
     min_neighbors: int
     retry_side: int | None
+    pad: float = 0.0
 
     def __post_init__(self) -> None:
         where = "data.preprocess.face.detector"
@@ -98,6 +102,8 @@ class HaarCascade:
             raise ConfigError(f"{where}.detect_side={self.detect_side}: must be at least 24")
         if self.scale_factor <= 1:
             raise ConfigError(f"{where}.scale_factor={self.scale_factor}: must be above 1")
+        if not 0 <= self.pad <= 1:
+            raise ConfigError(f"{where}.pad={self.pad}: use 0 to 1 (a fraction of the side)")
         if self.min_neighbors < 0:
             raise ConfigError(f"{where}.min_neighbors={self.min_neighbors}: must be 0 or more")
         if self.retry_side is not None and self.retry_side <= self.detect_side:
@@ -109,16 +115,27 @@ class HaarCascade:
 
     def detect(self, grey: np.ndarray) -> list[Box]:
         boxes = self._detect(grey, self.detect_side)
-        if not boxes and self.retry_side and max(grey.shape) > self.detect_side:
+        if not boxes and self.retry_side and max(grey.shape) > self._content(self.detect_side):
             boxes = self._detect(grey, self.retry_side)
         return boxes
 
+    def _content(self, side: int) -> int:
+        """The picture's longer side on a copy `side` pixels with its border."""
+        return round(side / (1 + 2 * self.pad))
+
     def _detect(self, grey: np.ndarray, side: int) -> list[Box]:
-        small, scale = _downscaled(grey, side)
+        small, scale = _downscaled(grey, self._content(side))
+        border = round(self.pad * max(small.shape))
+        if border:
+            small = cv2.copyMakeBorder(small, *[border] * 4, cv2.BORDER_CONSTANT, value=0)
         found = cascade(self.cascade).detectMultiScale(
             small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors
         )
-        boxes = [Box(*(round(v / scale) for v in box)) for box in found]
+        boxes = [
+            Box(round((x - border) / scale), round((y - border) / scale), round(w / scale),
+                round(h / scale))
+            for x, y, w, h in found
+        ]
         return sorted(boxes, key=lambda box: box.width * box.height, reverse=True)
 
 

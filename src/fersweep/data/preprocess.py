@@ -18,7 +18,7 @@ from fersweep.errors import ConfigError, ImageError
 
 FIT_MODES = ("pad", "crop")
 # Bump when the preprocessing code changes, so old caches are not reused.
-PREPROCESS_VERSION = 4
+PREPROCESS_VERSION = 5
 # What the face step did to an image (the data report counts these).
 WHOLE, FACE = "whole picture (no face step)", "face"
 NO_FACE, SMALL_FACE = "no face found: whole picture kept", "face too small: whole picture kept"
@@ -43,7 +43,9 @@ class Preprocessor:
     into `size`x`size` by black padding or centre crop.
 
     `max_pixels` refuses images whose header announces more pixels, before decoding them;
-    `min_side` refuses images too small to hold a face (e.g. 1x1 placeholders).
+    `min_side` refuses images too small to hold a face (e.g. 1x1 placeholders). `stretch`
+    spreads each fitted picture's intensities so its 1st and 99th percentiles span 0-255: a
+    face photographed darker or in a tinted light then reaches the network as the same face.
     """
 
     channels: int
@@ -52,6 +54,7 @@ class Preprocessor:
     max_pixels: int
     min_side: int
     face: FaceStep | None
+    stretch: bool = False  # models logged before this setting existed did not stretch
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -179,6 +182,8 @@ class Preprocessor:
         angle: float = 0.0,
     ) -> Prepared:
         array = fit_square(image, self.size, self.fit).reshape(self.shape)
+        if self.stretch:
+            array = stretched(array)
         return Prepared(array, box, outcome, angle, notes)
 
     def _to_channels(self, image: np.ndarray) -> np.ndarray:
@@ -229,6 +234,16 @@ def as_config(value: Any) -> Any:
             **{f.name: as_config(getattr(value, f.name)) for f in fields(value)},
         }
     return value
+
+
+def stretched(image: np.ndarray, low: float = 1, high: float = 99) -> np.ndarray:
+    """`image` with its `low` and `high` percentiles moved to 0 and 255 (clipped beyond); a
+    flat picture is left as it is."""
+    bottom, top = np.percentile(image, [low, high])
+    if top - bottom < 1:
+        return image
+    scaled = (image.astype(np.float32) - bottom) * (255 / (top - bottom))
+    return np.clip(scaled, 0, 255).round().astype(np.uint8)
 
 
 def fit_square(image: np.ndarray, size: int, fit: str) -> np.ndarray:
