@@ -152,6 +152,25 @@ def test_where_no_face_is_found_a_second_look_on_a_larger_copy_finds_smaller_one
         HaarCascade(FRONTAL, 128, 1.1, 5, retry_side=100)
 
 
+def test_the_copy_looked_at_has_a_black_border_and_boxes_are_mapped_back_without_it(monkeypatch):
+    class FaceAtTheEdge:
+        def detectMultiScale(self, grey, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+            # 400x300 looked at as 100 x 75 inside a border of 25: 150 x 125 in all
+            assert grey.shape == (125, 150) and not grey[:25].any() and not grey[:, :25].any()
+            return np.array([[20, 25, 60, 60]])  # reaches past the picture's left edge
+
+    monkeypatch.setattr(face_module, "cascade", lambda name: FaceAtTheEdge())
+    detector = HaarCascade(FRONTAL, 150, 1.1, 5, retry_side=None, pad=0.25)
+    assert detector.detect(np.full((300, 400), 255, np.uint8)) == [Box(-20, 0, 240, 240)]
+
+
+def test_boxes_overlap_by_intersection_over_union():
+    box = Box(0, 0, 10, 10)
+    assert box.overlap(box) == 1.0
+    assert box.overlap(box.moved(5, 0)) == pytest.approx(50 / 150)
+    assert box.overlap(box.moved(20, 20)) == 0.0
+
+
 def test_each_thread_gets_its_own_cascade():
     """OpenCV's CascadeClassifier is not thread-safe: decode threads must not share one."""
     found: dict[str, object] = {}
@@ -179,6 +198,7 @@ def test_each_thread_gets_its_own_cascade():
             "data.preprocess.face.detector.detect_side=10",
         ),
         (lambda: HaarCascade(FRONTAL, 128, 1.0, 5, None), "detector.scale_factor=1.0"),
+        (lambda: HaarCascade(FRONTAL, 128, 1.1, 5, None, pad=1.5), "detector.pad=1.5"),
         (lambda: HaarCascade("nope.xml", 128, 1.1, 5, None), "no OpenCV Haar cascade nope.xml"),
         (lambda: EyeLeveller("haarcascade_eye.xml", 120, 96), "level.max_angle=120"),
     ],

@@ -49,6 +49,20 @@ def test_colour_is_converted_to_grey_by_luminance():
     assert prepared(preprocessor(size=10), blue).max() == round(0.114 * 255)
 
 
+def test_stretch_makes_a_darker_photo_of_a_face_the_same_picture():
+    """A face photographed in dimmer or tinted light (intensities scaled) reaches the network
+    as the same picture when `stretch` is on."""
+    face = np.random.default_rng(0).integers(20, 230, (50, 50)).astype(np.uint8)
+    darker = (face * 0.6).round().astype(np.uint8)
+    plain, stretched = preprocessor(), preprocessor(stretch=True)
+    assert np.abs(prepared(plain, face).astype(int) - prepared(plain, darker)).mean() > 30
+    out, out_darker = prepared(stretched, face), prepared(stretched, darker)
+    assert np.abs(out.astype(int) - out_darker).max() <= 3
+    assert np.percentile(out, 1) <= 1 and np.percentile(out, 99) >= 254
+    flat = np.full((50, 50), 90, np.uint8)
+    assert np.array_equal(prepared(stretched, flat), flat[..., None])
+
+
 def test_jpeg_files_decode_through_the_same_path(tmp_path):
     path = tmp_path / "x.jpg"
     cv2.imwrite(str(path), np.full((80, 60, 3), 128, np.uint8))

@@ -8,7 +8,6 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import astuple
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from fersweep.config import build, compose_config, compose_definition
 from fersweep.console import console
 from fersweep.data.cache import load_images
 from fersweep.data.datamodule import EmotionDataModule
-from fersweep.data.face import Box
 from fersweep.definitions import BenchDefinition, BenchTracking
 from fersweep.errors import exits_cleanly
 from fersweep.sweep import Sweep, run_sweep
@@ -141,7 +139,7 @@ def face_box_agreement(cfg, images: int) -> dict[str, float]:
         for name, box in boxes.items():
             found[name] += box is not None
         if boxes["full"] is not None and boxes["downscaled"] is not None:
-            overlaps.append(_intersection_over_union(boxes["full"], boxes["downscaled"]))
+            overlaps.append(boxes["full"].overlap(boxes["downscaled"]))
         if boxes["downscaled"] is not None:
             framing.append(max(grey.shape) / boxes["downscaled"].side)
     return {
@@ -158,14 +156,6 @@ def _quantiles(values: list[float]) -> dict[str, float]:
         return {}
     points = np.percentile(values, [10, 50, 90])
     return {name: round(float(v), 3) for name, v in zip(("p10", "median", "p90"), points)}
-
-
-def _intersection_over_union(a: Box, b: Box) -> float:
-    (ax, ay, aw, ah), (bx, by, bw, bh) = astuple(a), astuple(b)
-    width = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    height = max(0, min(ay + ah, by + bh) - max(ay, by))
-    overlap = width * height
-    return overlap / (aw * ah + bw * bh - overlap)
 
 
 def _seconds(work: Callable[[], object]) -> float:

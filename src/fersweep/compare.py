@@ -522,9 +522,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def framing_table(
-    arms: Mapping[str, ArmSummary], bootstrap: Bootstrap, seed: int
-) -> pd.DataFrame:
+def framing_table(arms: Mapping[str, ArmSummary], bootstrap: Bootstrap, seed: int) -> pd.DataFrame:
     """Per arm, macro F1 of the pooled predictions on the test images as they are and reframed
     (mean over seeds), their difference with a paired bootstrap interval over people, and the
     spread of that difference over the runs."""

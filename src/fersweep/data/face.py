@@ -38,6 +38,16 @@ class Box:
     def centre(self) -> tuple[float, float]:
         return self.x + self.width / 2, self.y + self.height / 2
 
+    def moved(self, dx: int, dy: int) -> Box:
+        return Box(self.x + dx, self.y + dy, self.width, self.height)
+
+    def overlap(self, other: Box) -> float:
+        """Intersection over union of the two boxes."""
+        across = max(0, min(self.x + self.width, other.x + other.width) - max(self.x, other.x))
+        down = max(0, min(self.y + self.height, other.y + other.height) - max(self.y, other.y))
+        both = across * down
+        return both / (self.width * self.height + other.width * other.height - both)
+
 
 @dataclass(frozen=True)
 class Face:
@@ -94,7 +104,7 @@ class HaarCascade:
     scale_factor: float
     min_neighbors: int
     retry_side: int | None
-    pad: float = 0.0
+    pad: float = 0.0  # models logged before this setting existed looked without a border
 
     def __post_init__(self) -> None:
         where = "data.preprocess.face.detector"
@@ -132,8 +142,12 @@ class HaarCascade:
             small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors
         )
         boxes = [
-            Box(round((x - border) / scale), round((y - border) / scale), round(w / scale),
-                round(h / scale))
+            Box(
+                round((x - border) / scale),
+                round((y - border) / scale),
+                round(w / scale),
+                round(h / scale),
+            )
             for x, y, w, h in found
         ]
         return sorted(boxes, key=lambda box: box.width * box.height, reverse=True)
