@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fersweep.data.face as face_module
+from fersweep.config import build
 from fersweep.data.decode import Decoded
 from fersweep.data.face import Box, EyeLeveller, Face, FaceStep, HaarCascade, cascade, eye_angle
 from fersweep.data.preprocess import FACE, NO_FACE, SMALL_FACE, Preprocessor
@@ -206,3 +207,9 @@ def test_each_thread_gets_its_own_cascade():
 def test_bad_face_settings_fail_naming_the_key(build, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         build()
+
+
+def test_the_photos_recipe_builds_the_levelled_face_step_with_stretching(compose):
+    prep = build(compose("experiment=photos").data.preprocess)
+    assert prep.stretch and isinstance(prep.face.level, EyeLeveller)
+    assert prep.face.detector.pad > 0

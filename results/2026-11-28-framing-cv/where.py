@@ -1,7 +1,7 @@
 """Where a reframed face's answer changes, read from the runs' recorded predictions (no model):
     .venv/bin/python results/2026-11-28-framing-cv/where.py <tracking uri> <comparison run id>
 
-For every arm of the comparison, its runs' `evaluation/test_predictions.csv` and
+For every arm of the comparison, its runs' (comparison/runs.json: reused ones too) `evaluation/test_predictions.csv` and
 `test_reframed_predictions.csv` (every image once over the folds), with each image's reframing
 drawn again from conf/reframe/default.yaml (the draws are seeded by the file's name): how often
 the reframed picture gets the answer the image itself got, and each's accuracy on the eight
@@ -9,6 +9,7 @@ emotions, by whether the picture was made colour (the grey face tinted) and by t
 of the picture's height.
 """
 
+import json
 import sys
 from functools import cache
 from pathlib import Path
@@ -38,21 +39,18 @@ def main(tracking_uri: str, parent: str) -> None:
             rng.integers(4)  # the skin tone
         return colour, rng.uniform(*reframing.face_fraction)
 
-    parent_run = client.get_run(parent)
-    runs = client.search_runs(
-        [parent_run.info.experiment_id],
-        f"tags.mlflow.parentRunId = '{parent}' and attributes.status = 'FINISHED'",
-    )
+    # Every run behind the comparison, its own and those it reused (comparison/runs.json).
+    index = json.loads(Path(client.download_artifacts(parent, "comparison/runs.json")).read_text())
     rows = []
-    for run in runs:
-        arm = run.data.tags.get("arm", run.info.run_name.split("-fold")[0])
-        plain = _read(client, run.info.run_id, "test_predictions.csv")
-        moved = _read(client, run.info.run_id, "test_reframed_predictions.csv")
-        for file, truth, before, after in zip(
-            plain["file"], plain["truth"], plain["predicted"], moved["predicted"]
-        ):
-            colour, share = drawn(file)
-            rows.append((arm, colour, share, truth, before, after))
+    for arm, entry in index.items():
+        for run_id in entry["runs"]:
+            plain = _read(client, run_id, "test_predictions.csv")
+            moved = _read(client, run_id, "test_reframed_predictions.csv")
+            for file, truth, before, after in zip(
+                plain["file"], plain["truth"], plain["predicted"], moved["predicted"]
+            ):
+                colour, share = drawn(file)
+                rows.append((arm, colour, share, truth, before, after))
     table = pd.DataFrame(rows, columns=["arm", "colour", "share", "truth", "before", "after"])
     table["same answer"] = table["before"] == table["after"]
     table["right as it is"] = table["before"] == table["truth"]

@@ -148,6 +148,7 @@ def face_box_agreement(cfg, images: int) -> dict[str, float]:
         "faces_found_downscaled": found["downscaled"] / len(records),
         "median_box_iou": float(np.median(overlaps)) if overlaps else float("nan"),
         "image_side_over_box_side": _quantiles(framing),
+        "margin": datamodule.preprocessor.face.margin,
     }
 
 
@@ -397,7 +398,11 @@ def _face_rows(face: dict) -> list[tuple[str, str, str]]:
             "",
         ),
         ("face boxes, median IoU full vs downscaled", f"{face['median_box_iou']:.2f}", ""),
-        ("image side / face box side (p10, median, p90)", quantiles, "margin 1.2"),
+        (
+            "image side / face box side (p10, median, p90)",
+            quantiles,
+            f"margin {face['margin']}",
+        ),
     ]
 
 
