@@ -110,14 +110,27 @@ def test_an_opencv_failure_in_one_image_is_that_images_error(tmp_path):
 
 def test_the_settings_rebuild_the_same_preprocessor_face_step_included():
     face = FaceStep(
-        HaarCascade("haarcascade_frontalface_default.xml", 128, 1.1, 5, 256),
+        HaarCascade("haarcascade_frontalface_default.xml", 128, 1.1, 5, 256, pad=0.25),
         margin=1.2,
         min_size=24,
         max_faces=3,
         level=EyeLeveller("haarcascade_eye.xml", 30, 96),
     )
-    prep = preprocessor(face=face, channels=3)
+    prep = preprocessor(face=face, channels=3, stretch=True)
     assert Preprocessor.from_settings(prep.settings()) == prep
+
+
+def test_a_model_logged_before_the_border_and_stretching_is_served_as_it_was_trained():
+    """Its settings name neither `pad` nor `stretch`: it looks without a border, unstretched."""
+    prep = preprocessor(
+        face=FaceStep(
+            HaarCascade("haarcascade_frontalface_default.xml", 128, 1.1, 5, 256), 1.2, 24, 3
+        )
+    )
+    settings = prep.settings()
+    del settings["stretch"], settings["face"]["detector"]["pad"]
+    rebuilt = Preprocessor.from_settings(settings)
+    assert rebuilt == prep and not rebuilt.stretch and rebuilt.face.detector.pad == 0
 
 
 def test_a_model_logged_by_fersweep_0_2_is_served_with_its_tight_face_crop():
