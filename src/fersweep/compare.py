@@ -130,15 +130,17 @@ class ArmSummary:
             np.concatenate([o.predicted for o in self.out_of_fold]),
         )
 
-    def pooled_metric(self, name: str, plain: bool = False) -> float:
-        """A metric of the out-of-fold predictions, averaged over seeds."""
-        return float(
-            np.mean([(o.plain if plain else o).evaluation.metrics[name] for o in self.out_of_fold])
-        )
+    def pooled_metric(self, name: str, of: str | None = None) -> float:
+        """A metric of the out-of-fold predictions, averaged over seeds; `of`: of their `plain`
+        (before the post-hoc steps) or `reframed` counterparts instead."""
+        pooled = [getattr(o, of) if of else o for o in self.out_of_fold]
+        return float(np.mean([p.evaluation.metrics[name] for p in pooled]))
 
-    def metric(self, name: str) -> np.ndarray:
-        """A metric of every run (fold and seed) on its own test part."""
-        return np.array([r.evaluation.metrics[name] for r in self.runs])
+    def metric(self, name: str, of: str | None = None) -> np.ndarray:
+        """A metric of every run (fold and seed) on its own test part; `of`: on its `reframed`
+        test part instead."""
+        scored = [getattr(r, of) if of else r.outputs for r in self.runs]
+        return np.array([s.evaluation.metrics[name] for s in scored])
 
 
 def run_comparison(config_dir: Path, argv: Sequence[str] = ()) -> tuple[str, str]:
@@ -459,7 +461,7 @@ def _headline_table(
                 "accuracy": arm.pooled_metric("accuracy"),
                 "per run mean": per_run.mean(),
                 "per run sd": _spread(per_run),
-                "network alone": arm.pooled_metric("macro_f1", plain=True),
+                "network alone": arm.pooled_metric("macro_f1", of="plain"),
                 "Δ": difference.difference if difference else np.nan,
                 "Δ low": difference.low if difference else np.nan,
                 "Δ high": difference.high if difference else np.nan,
@@ -529,8 +531,8 @@ def framing_table(arms: Mapping[str, ArmSummary], bootstrap: Bootstrap, seed: in
     rows = []
     for arm in arms.values():
         pooled = arm.out_of_fold
-        as_they_are = np.mean([o.evaluation.metrics["macro_f1"] for o in pooled])
-        reframed = np.mean([o.reframed.evaluation.metrics["macro_f1"] for o in pooled])
+        as_they_are = arm.pooled_metric("macro_f1")
+        reframed = arm.pooled_metric("macro_f1", of="reframed")
         difference = paired_bootstrap_difference(
             pooled[0].truth,
             [o.predicted for o in pooled],
@@ -540,9 +542,7 @@ def framing_table(arms: Mapping[str, ArmSummary], bootstrap: Bootstrap, seed: in
             seed=seed,
             groups=pooled[0].people,
         )
-        per_run = np.array(
-            [r.reframed.evaluation.metrics["macro_f1"] for r in arm.runs]
-        ) - arm.metric("macro_f1")
+        per_run = arm.metric("macro_f1", of="reframed") - arm.metric("macro_f1")
         rows.append(
             {
                 "arm": arm.name,
