@@ -79,6 +79,57 @@ def test_balanced_softmax_adds_the_log_count():
     assert value(BalancedSoftmax()) == pytest.approx((first + second) / 2)
 
 
+def test_logit_adjusted_smoothing_moves_its_share_toward_the_adjusted_prior():
+    toward = (0.75**2 / (0.75**2 + 0.25**2), 0.25**2 / (0.75**2 + 0.25**2))  # prior^τ, τ = 2
+    adjusted = ((2 + 2 * log(0.75), 2 * log(0.25)), (2 * log(0.75), 1 + 2 * log(0.25)))
+    expected = 0.0
+    for (first, second), label in zip(adjusted, (0, 1)):
+        target = [0.9 * (k == label) + 0.1 * toward[k] for k in (0, 1)]
+        expected += target[0] * ce(first, second) + target[1] * ce(second, first)
+    assert value(LogitAdjusted(tau=2.0, label_smoothing=0.1)) == pytest.approx(expected / 2)
+
+
+def test_balanced_softmax_smoothing_moves_its_share_toward_the_prior():
+    adjusted = ((2 + log(3), 0.0), (log(3), 1.0))
+    expected = 0.0
+    for (first, second), label in zip(adjusted, (0, 1)):
+        target = [0.8 * (k == label) + 0.2 * (0.75, 0.25)[k] for k in (0, 1)]
+        expected += target[0] * ce(first, second) + target[1] * ce(second, first)
+    assert value(BalancedSoftmax(label_smoothing=0.2)) == pytest.approx(expected / 2)
+
+
+def optimal_logits(loss, counts: torch.Tensor, label: int) -> torch.Tensor:
+    """The raw logits that minimise the loss (fitted to `counts`) for one image of `label`."""
+    loss.fit(counts)
+    logits = torch.zeros(1, len(counts), requires_grad=True)
+    optimiser = torch.optim.LBFGS([logits], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        value = loss.train()(logits, torch.tensor([label]))
+        value.backward()
+        return value
+
+    optimiser.step(closure)
+    return logits.detach()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LogitAdjusted(tau=1.0, label_smoothing=0.15),
+        lambda: LogitAdjusted(tau=1.5, label_smoothing=0.15),
+        lambda: BalancedSoftmax(label_smoothing=0.15),
+    ],
+)
+def test_smoothed_prior_adjusted_losses_still_teach_each_image_its_own_class(make):
+    """Trained to the optimum, a common class's image must come out as that class, not as the
+    rarest (as smoothing toward uniform targets makes it)."""
+    counts = torch.tensor([5000, 3000, 10, 2])
+    for label in range(len(counts)):
+        assert optimal_logits(make(), counts, label).argmax().item() == label
+
+
 def test_ldam_lowers_the_true_logit_by_its_margin_and_reweights_from_drw_epoch():
     counts = torch.tensor([16, 1])  # n^(-1/4): 0.5 and 1, so margins 0.25 and 0.5
     loss = LDAM(max_margin=0.5, scale=2.0, drw_epoch=1, beta=0.5)

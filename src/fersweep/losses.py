@@ -2,7 +2,10 @@
 
 Every loss learns the training split's class counts (`fit`, once the data module is set up;
 with balancing, the counts as trained) and may change with the epoch (`set_epoch`, for LDAM's
-deferred re-weighting). Label smoothing works with each of them.
+deferred re-weighting). Label smoothing works with each of them: it moves a share ε of each
+target toward the distribution the loss's own adjustment implies (`smoothing_target`): uniform,
+or for the prior-adjusted losses the adjusted prior, since smoothing those toward uniform targets
+teaches the raw logits to favour the rarest class (results/2026-11-28-sweep-default-partial).
 
 - `CrossEntropy`: plain (or weighted by `balancing=class_weights`).
 - `ClassWeighted`: weights by inverse frequency, or by Cui et al.'s effective number (β).
@@ -90,9 +93,18 @@ class ImbalanceLoss(nn.Module):
         if self.training:
             logits = self.adjust(logits, labels)
         weight = self.weight if self.weight.numel() else None
-        return F.cross_entropy(
-            logits, labels, weight=weight, label_smoothing=self.label_smoothing, reduction="none"
-        )
+        targets = self.smoothed(labels, logits.shape[1]).to(logits.dtype)
+        return F.cross_entropy(logits, targets, weight=weight, reduction="none")
+
+    def smoothing_target(self, classes: int) -> torch.Tensor:
+        """Where label smoothing moves its share of each target: uniform here."""
+        return self.counts.new_full((classes,), 1.0 / classes)
+
+    def smoothed(self, labels: torch.Tensor, classes: int) -> torch.Tensor:
+        """One-hot targets with a share `label_smoothing` moved to `smoothing_target` (N x C)."""
+        smooth = self.label_smoothing
+        one_hot = F.one_hot(labels, classes).float()
+        return one_hot * (1 - smooth) + smooth * self.smoothing_target(classes)
 
     def sample_weight(self, labels: torch.Tensor) -> torch.Tensor:
         """What the weighted mean divides by, per image: its class weight (1 unweighted)."""
@@ -145,12 +157,20 @@ class LogitAdjusted(ImbalanceLoss):
     def adjust(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return logits + self.tau * self.prior.log()
 
+    def smoothing_target(self, classes: int) -> torch.Tensor:
+        # Toward prior^τ (normalised), the raw logits' optimum is log((1-ε)·p(k|x)/prior_k^τ + ε'):
+        # still ranked by p(k|x)/prior^τ, as without smoothing.
+        return torch.softmax(self.tau * self.prior.log(), dim=0)
+
 
 class BalancedSoftmax(ImbalanceLoss):
     """Ren et al. (2020): the softmax of logits + log(count) while training."""
 
     def adjust(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return logits + self.counts.clamp(min=1e-3).log()
+
+    def smoothing_target(self, classes: int) -> torch.Tensor:
+        return self.prior  # as LogitAdjusted's with τ = 1
 
 
 class LDAM(ImbalanceLoss):
@@ -206,9 +226,7 @@ class Focal(ImbalanceLoss):
         self.gamma = gamma
 
     def per_sample(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        classes = logits.shape[1]
-        smooth = self.label_smoothing
-        targets = F.one_hot(labels, classes).float() * (1 - smooth) + smooth / classes
+        targets = self.smoothed(labels, logits.shape[1])
         log_p = F.log_softmax(logits, dim=1)
         per_sample = (-targets * (1 - log_p.exp()) ** self.gamma * log_p).sum(dim=1)
         return per_sample * self.sample_weight(labels)
