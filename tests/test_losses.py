@@ -79,23 +79,27 @@ def test_balanced_softmax_adds_the_log_count():
     assert value(BalancedSoftmax()) == pytest.approx((first + second) / 2)
 
 
+def smoothed_value(adjusted: tuple, smooth: float, toward: tuple) -> float:
+    """The batch's mean loss by hand: each image's adjusted logits against its one-hot target with
+    a share `smooth` moved to `toward`."""
+    total = 0.0
+    for (first, second), label in zip(adjusted, (0, 1)):
+        target = [(1 - smooth) * (k == label) + smooth * toward[k] for k in (0, 1)]
+        total += target[0] * ce(first, second) + target[1] * ce(second, first)
+    return total / 2
+
+
 def test_logit_adjusted_smoothing_moves_its_share_toward_the_adjusted_prior():
     toward = (0.75**2 / (0.75**2 + 0.25**2), 0.25**2 / (0.75**2 + 0.25**2))  # prior^τ, τ = 2
     adjusted = ((2 + 2 * log(0.75), 2 * log(0.25)), (2 * log(0.75), 1 + 2 * log(0.25)))
-    expected = 0.0
-    for (first, second), label in zip(adjusted, (0, 1)):
-        target = [0.9 * (k == label) + 0.1 * toward[k] for k in (0, 1)]
-        expected += target[0] * ce(first, second) + target[1] * ce(second, first)
-    assert value(LogitAdjusted(tau=2.0, label_smoothing=0.1)) == pytest.approx(expected / 2)
+    expected = smoothed_value(adjusted, 0.1, toward)
+    assert value(LogitAdjusted(tau=2.0, label_smoothing=0.1)) == pytest.approx(expected)
 
 
 def test_balanced_softmax_smoothing_moves_its_share_toward_the_prior():
     adjusted = ((2 + log(3), 0.0), (log(3), 1.0))
-    expected = 0.0
-    for (first, second), label in zip(adjusted, (0, 1)):
-        target = [0.8 * (k == label) + 0.2 * (0.75, 0.25)[k] for k in (0, 1)]
-        expected += target[0] * ce(first, second) + target[1] * ce(second, first)
-    assert value(BalancedSoftmax(label_smoothing=0.2)) == pytest.approx(expected / 2)
+    expected = smoothed_value(adjusted, 0.2, (0.75, 0.25))
+    assert value(BalancedSoftmax(label_smoothing=0.2)) == pytest.approx(expected)
 
 
 def optimal_logits(loss, counts: torch.Tensor, label: int) -> torch.Tensor:
