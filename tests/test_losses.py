@@ -79,14 +79,22 @@ def test_balanced_softmax_adds_the_log_count():
     assert value(BalancedSoftmax()) == pytest.approx((first + second) / 2)
 
 
-def smoothed_value(adjusted: tuple, smooth: float, toward: tuple) -> float:
-    """The batch's mean loss by hand: each image's adjusted logits against its one-hot target with
-    a share `smooth` moved to `toward`."""
+def smoothed_value(
+    adjusted: tuple, smooth: float, toward: tuple, weights: tuple = (1.0, 1.0)
+) -> float:
+    """The batch's weighted mean loss by hand: each image's adjusted logits against its one-hot
+    target with a share `smooth` moved to `toward`, times its class's weight."""
     total = 0.0
-    for (first, second), label in zip(adjusted, (0, 1)):
+    for (first, second), label, weight in zip(adjusted, (0, 1), weights):
         target = [(1 - smooth) * (k == label) + smooth * toward[k] for k in (0, 1)]
-        total += target[0] * ce(first, second) + target[1] * ce(second, first)
-    return total / 2
+        total += weight * (target[0] * ce(first, second) + target[1] * ce(second, first))
+    return total / sum(weights)
+
+
+def test_class_weights_weigh_each_image_by_its_own_class_smoothed_share_included():
+    inverse = (0.5, 1.5)  # inverse frequency of COUNTS, scaled to average 1
+    expected = smoothed_value(((2, 0), (0, 1)), 0.2, (0.5, 0.5), weights=inverse)
+    assert value(ClassWeighted("inverse", label_smoothing=0.2)) == pytest.approx(expected)
 
 
 def test_logit_adjusted_smoothing_moves_its_share_toward_the_adjusted_prior():
@@ -124,11 +132,14 @@ def optimal_logits(loss, counts: torch.Tensor, label: int) -> torch.Tensor:
         lambda: LogitAdjusted(tau=1.0, label_smoothing=0.15),
         lambda: LogitAdjusted(tau=1.5, label_smoothing=0.15),
         lambda: BalancedSoftmax(label_smoothing=0.15),
+        lambda: ClassWeighted("inverse", label_smoothing=0.15),
+        lambda: LDAM(drw_epoch=0, label_smoothing=0.15),
     ],
 )
-def test_smoothed_prior_adjusted_losses_still_teach_each_image_its_own_class(make):
+def test_smoothed_adjusted_or_weighted_losses_still_teach_each_image_its_own_class(make):
     """Trained to the optimum, a common class's image must come out as that class, not as the
-    rarest (as smoothing toward uniform targets makes it)."""
+    rarest (as smoothing toward uniform targets makes the prior-adjusted losses, and weighing
+    each class's smoothed share by its class weight makes the weighted ones)."""
     counts = torch.tensor([5000, 3000, 10, 2])
     for label in range(len(counts)):
         assert optimal_logits(make(), counts, label).argmax().item() == label

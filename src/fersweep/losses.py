@@ -6,6 +6,7 @@ deferred re-weighting). Label smoothing works with each of them: it moves a shar
 target toward the distribution the loss's own adjustment implies (`smoothing_target`): uniform,
 or for the prior-adjusted losses the adjusted prior, since smoothing those toward uniform targets
 teaches the raw logits to favour the rarest class (results/2026-11-28-sweep-default-partial).
+Class weights weigh each image by its own class, the smoothed share included.
 
 - `CrossEntropy`: plain (or weighted by `balancing=class_weights`).
 - `ClassWeighted`: weights by inverse frequency, or by Cui et al.'s effective number (β).
@@ -89,12 +90,15 @@ class ImbalanceLoss(nn.Module):
         return total / weights
 
     def per_sample(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Each image's loss, already multiplied by its class weight (as cross_entropy does)."""
+        """Each image's loss, multiplied by its own class's weight. Not cross_entropy's `weight`:
+        with smoothed (probability) targets it weighs each class's share by that class's weight,
+        so the smoothing share of the rarest class, weighted hundreds of times over, pulls every
+        image toward it (LDAM-DRW with smoothing 0.19 collapsed to 0.0001 at its re-weighting
+        epoch, results/2026-11-28-sweep-default)."""
         if self.training:
             logits = self.adjust(logits, labels)
-        weight = self.weight if self.weight.numel() else None
         targets = self.smoothed(labels, logits.shape[1]).to(logits.dtype)
-        return F.cross_entropy(logits, targets, weight=weight, reduction="none")
+        return F.cross_entropy(logits, targets, reduction="none") * self.sample_weight(labels)
 
     def smoothing_target(self, classes: int) -> torch.Tensor:
         """Where label smoothing moves its share of each target: uniform here."""
