@@ -94,7 +94,7 @@ class ImbalanceLoss(nn.Module):
         with smoothed (probability) targets it weighs each class's share by that class's weight,
         so the smoothing share of the rarest class, weighted hundreds of times over, pulls every
         image toward it (LDAM-DRW with smoothing 0.19 collapsed to 0.0001 at its re-weighting
-        epoch, results/2026-11-28-sweep-default)."""
+        epoch, results/2026-11-28-ldam-smoothing)."""
         if self.training:
             logits = self.adjust(logits, labels)
         targets = self.smoothed(labels, logits.shape[1]).to(logits.dtype)
