@@ -98,7 +98,11 @@ class ImbalanceLoss(nn.Module):
         if self.training:
             logits = self.adjust(logits, labels)
         targets = self.smoothed(labels, logits.shape[1]).to(logits.dtype)
-        return F.cross_entropy(logits, targets, reduction="none") * self.sample_weight(labels)
+        return (targets * self.class_losses(logits)).sum(dim=1) * self.sample_weight(labels)
+
+    def class_losses(self, logits: torch.Tensor) -> torch.Tensor:
+        """Each image's loss if each class were its target (N x C): -log softmax here."""
+        return -F.log_softmax(logits, dim=1)
 
     def smoothing_target(self, classes: int) -> torch.Tensor:
         """Where label smoothing moves its share of each target: uniform here."""
@@ -229,8 +233,6 @@ class Focal(ImbalanceLoss):
         _in_range("gamma", gamma, 0.0, 10.0, closed_high=True)
         self.gamma = gamma
 
-    def per_sample(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        targets = self.smoothed(labels, logits.shape[1])
+    def class_losses(self, logits: torch.Tensor) -> torch.Tensor:
         log_p = F.log_softmax(logits, dim=1)
-        per_sample = (-targets * (1 - log_p.exp()) ** self.gamma * log_p).sum(dim=1)
-        return per_sample * self.sample_weight(labels)
+        return -((1 - log_p.exp()) ** self.gamma) * log_p
