@@ -11,7 +11,7 @@ UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
 MLFLOW_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: help install test test-all train compare sweep bench ui db tracking-server dashboard lint clean
+.PHONY: help install test test-all demo train compare sweep bench ui db tracking-server dashboard lint docs docs-build serve clean
 
 help:  ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,11 +35,14 @@ test: $(VENV)/.installed  ## the fast tier, what CI runs (about 8 min on 2 cores
 test-all: $(VENV)/.installed  ## both tiers: the fast one and the slow multi-process ones (about 8 min on 2 cores)
 	$(BIN)/python -m pytest $(ARGS)
 
+demo: $(VENV)/.installed  ## a five-minute look: one run, a 2-trial sweep of both arms, a 2-fold comparison, a registered model
+	$(BIN)/python demo.py $(ARGS)
+
 train: $(VENV)/.installed  ## one tracked training run: make train ARGS="model.net.filters=32"
 	$(BIN)/python train.py $(ARGS)
 
 ui: $(VENV)/.installed  ## the MLflow UI on http://127.0.0.1:5000 (UI_PORT=...)
-	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port $(UI_PORT) --workers 1
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 db: $(VENV)/.installed  ## create the PostgreSQL databases for MLflow and Optuna if missing (conf/server.yaml)
 	$(BIN)/fersweep db $(ARGS)
@@ -50,13 +53,20 @@ tracking-server: $(VENV)/.installed  ## MLflow tracking server for many machines
 dashboard: $(VENV)/.installed  ## optuna-dashboard, live, on 127.0.0.1:8080 (STORAGE=postgresql://... for a shared study)
 	$(BIN)/optuna-dashboard "$(or $(STORAGE),sqlite:///$(CURDIR)/mlruns/optuna.db)" --host 127.0.0.1 --port $(DASHBOARD_PORT)
 
-lint: $(VENV)/.installed  ## ruff
+lint: $(VENV)/.installed  ## ruff, and the layering contracts in pyproject.toml (import-linter)
 	$(BIN)/ruff check src tests *.py
+	$(BIN)/lint-imports
 
-clean:  ## remove caches and Hydra outputs (keeps mlruns/)
-	rm -rf .cache outputs .pytest_cache
+docs: $(VENV)/.installed  ## the documentation site on http://127.0.0.1:8000 (mkdocs-material)
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
-compare: $(VENV)/.installed  ## imbalance methods on 5 identity-disjoint folds, pooled, bootstrap over people: make compare ARGS="sweeps@compare=compare_cpu"
+docs-build: $(VENV)/.installed  ## build the documentation site into site/, failing on any broken link
+	$(BIN)/mkdocs build --strict
+
+clean:  ## remove caches, Hydra outputs and the built docs (keeps mlruns/)
+	rm -rf .cache outputs .pytest_cache site
+
+compare: $(VENV)/.installed  ## imbalance methods on 5 identity-disjoint folds, pooled, bootstrap over people: make compare ARGS="comparisons@compare=compare_cpu"
 	$(BIN)/python compare.py $(ARGS)
 
 STORAGE ?=

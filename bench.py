@@ -9,7 +9,7 @@ every measurement (e.g. `trainer=gpu`).
 import sys
 from pathlib import Path
 
-from fersweep.bench import main
+from fersweep.tasks.bench import main
 
 if __name__ == "__main__":
     main(Path(__file__).resolve().parent, sys.argv[1:])

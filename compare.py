@@ -2,15 +2,15 @@
 
     python compare.py [compare.<key>=<value> ...] [<config override> ...]
 
-`compare.seeds=[1,2]` changes the definition (sweeps/compare.yaml); any other override applies
+`compare.seeds=[1,2]` changes the definition (comparisons/compare.yaml); any other override applies
 to every run.
 """
 
 import sys
 from pathlib import Path
 
-from fersweep.compare import run_comparison
 from fersweep.errors import exits_cleanly
+from fersweep.tasks.compare import run_comparison
 
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from fersweep.errors import exits_cleanly
-from fersweep.sweep import Sweep, run_sweep
+from fersweep.tasks.sweep import Sweep, run_sweep
 
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 

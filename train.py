@@ -1,4 +1,4 @@
-"""Train one tracked run: `python train.py model.net.filters=32 balancing=balanced`."""
+"""Train one tracked run: `python train.py model.filters=32 balancing=balanced`."""
 
 import sys
 
@@ -6,9 +6,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fersweep.config import modernise, register_resolvers
+from fersweep.config.aliases import canonical
+from fersweep.config.compose import register_resolvers
 from fersweep.errors import exits_cleanly
-from fersweep.train import train
+from fersweep.tasks.train import train
 
 register_resolvers()
 
@@ -21,5 +22,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = modernise(sys.argv[1:])
+    sys.argv[1:] = canonical(sys.argv[1:])  # the seed report's short names (config.aliases)
     main()

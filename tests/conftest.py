@@ -14,8 +14,8 @@ import pytest
 from omegaconf import DictConfig
 
 from fersweep import EMOTIONS
-from fersweep.config import compose_config
-from fersweep.reframe import background
+from fersweep.config.compose import compose_config
+from fersweep.data.reframe import background
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "conf"
@@ -153,7 +153,7 @@ def new_postgres_database() -> Iterator[Callable[[], str]]:
         return f"{POSTGRES}/{names[-1]}"
 
     yield new
-    from fersweep.study_storage import _OPEN
+    from fersweep.tasks.sweep.storage import _OPEN
 
     for name in names:
         for key in [k for k in _OPEN if name in k[0]]:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fersweep.config import build
+from fersweep.config.compose import build
 from fersweep.errors import ConfigError
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import fersweep.data.cache as cache_module
 import fersweep.data.datamodule as datamodule_module
-from fersweep.config import build
+from fersweep.config.compose import build
 from fersweep.data.cache import fingerprint, load_images
 from fersweep.data.legend import read_legend
 from fersweep.data.preprocess import Preprocessor

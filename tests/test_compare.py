@@ -10,19 +10,19 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from fersweep.compare import ArmSummary, fold_overrides, run_comparison, summarise
-from fersweep.config import compose_definition
-from fersweep.definitions import Bootstrap
+from fersweep.config.compose import compose_definition
+from fersweep.config.schemas import Bootstrap
 from fersweep.errors import ConfigError
-from fersweep.metrics import (
-    SplitPredictions,
-    evaluate,
-    macro_f1,
+from fersweep.evaluation.metrics import SplitPredictions, evaluate, macro_f1
+from fersweep.evaluation.statistics import (
     paired_bootstrap_difference,
     precision_at_prevalence,
     weighted_macro_f1,
 )
-from fersweep.train import RunResult
+from fersweep.tasks.compare import run_comparison
+from fersweep.tasks.compare.arms import ArmSummary, fold_overrides
+from fersweep.tasks.compare.report import summarise
+from fersweep.tasks.train import RunResult
 from tests.conftest import CONFIG_DIR
 
 BOOTSTRAP = Bootstrap(resamples=50, confidence=0.9)
@@ -89,7 +89,14 @@ def run(truth, predicted, files=None, people=None) -> RunResult:
     outputs = SplitPredictions(truth, np.eye(8)[predicted])
     files = np.array([f"{i:04d}.jpg" for i in range(len(truth))]) if files is None else files
     people = np.arange(len(truth)) // 2 if people is None else people
-    return RunResult("id", {}, outputs, np.full(8, 1 / 8), files=files, people=people)
+    return RunResult(
+        run_id="id",
+        metrics={},
+        outputs=outputs,
+        prevalence=np.full(8, 1 / 8),
+        files=files,
+        people=people,
+    )
 
 
 def arm(name, *runs_by_seed) -> ArmSummary:
@@ -209,10 +216,10 @@ def test_the_seed_protocol_references_are_reported_as_mean_and_spread_over_their
 
 def write_definition(folder: Path, name: str, spec: dict) -> list[str]:
     """A comparison definition in a folder of one's own; the arguments that select it."""
-    (folder / "sweeps").mkdir(parents=True, exist_ok=True)
+    (folder / "comparisons").mkdir(parents=True, exist_ok=True)
     # sort_keys=False: the first arm is the baseline
-    (folder / "sweeps" / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    return [f"hydra.searchpath=[file://{folder}]", f"sweeps@compare={name}"]
+    (folder / "comparisons" / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return [f"hydra.searchpath=[file://{folder}]", f"comparisons@compare={name}"]
 
 
 def children_of(client: mlflow.MlflowClient, parent_id: str) -> dict[str, str]:
@@ -297,8 +304,8 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_fold_reference
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("FERSWEEP_DATA", raising=False)
     definitions = tmp_path / "definitions"
-    (definitions / "sweeps").mkdir(parents=True)
-    (definitions / "sweeps" / "tiny_compare.yaml").write_text(
+    (definitions / "comparisons").mkdir(parents=True)
+    (definitions / "comparisons" / "tiny_compare.yaml").write_text(
         yaml.safe_dump(
             {
                 "name": "tiny",
@@ -321,7 +328,7 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_fold_reference
     )
     argv = [
         f"hydra.searchpath=[file://{definitions}]",  # a folder of one's own definitions
-        "sweeps@compare=tiny_compare",
+        "comparisons@compare=tiny_compare",
         f"paths.root_dir={tmp_path}",
         *(o for o in tiny_run_overrides if not o.startswith("model.")),  # the HOG arm has no net
     ]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fersweep.data.face as face_module
-from fersweep.config import build
+from fersweep.config.compose import build
 from fersweep.data.decode import Decoded
 from fersweep.data.face import Box, EyeLeveller, Face, FaceStep, HaarCascade, cascade, eye_angle
 from fersweep.data.preprocess import FACE, NO_FACE, SMALL_FACE, Preprocessor

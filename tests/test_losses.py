@@ -9,9 +9,9 @@ import mlflow
 import pytest
 import torch
 
-from fersweep.config import build
+from fersweep.config.compose import build
 from fersweep.errors import ConfigError
-from fersweep.losses import (
+from fersweep.imbalance.losses import (
     LDAM,
     BalancedSoftmax,
     ClassWeighted,
@@ -19,7 +19,7 @@ from fersweep.losses import (
     Focal,
     LogitAdjusted,
 )
-from fersweep.train import train
+from fersweep.tasks.train import train
 
 LOGITS = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
 LABELS = torch.tensor([0, 1])
@@ -240,6 +240,6 @@ def test_a_run_trains_with_ldam_and_records_the_loss_it_used(compose, tiny_run_o
     result = train(cfg)
     run = mlflow.MlflowClient(cfg.tracking.tracking_uri).get_run(result.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["loss._target_"] == "fersweep.losses.LDAM"
+    assert run.data.params["loss._target_"] == "fersweep.imbalance.losses.LDAM"
     assert run.data.params["loss.drw_epoch"] == "1"
     assert "model.loss._target_" not in run.data.params  # recorded once, under the key that sets it

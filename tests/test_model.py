@@ -1,15 +1,17 @@
 """The seed's CNNs, the residual network, batch mixing and the HOG reference, built from the
 real configs; shapes that cannot work fail at start."""
 
+import warnings
+
 import mlflow
 import numpy as np
 import pytest
 import torch
 
-from fersweep.config import build
+from fersweep.config.compose import build
 from fersweep.errors import ConfigError
-from fersweep.model import count_parameters
-from fersweep.train import train
+from fersweep.models.nets import count_parameters
+from fersweep.tasks.train import train
 
 
 def test_seed_cnn_has_the_parameter_count_of_the_seed_reports_figure_5(compose):
@@ -63,9 +65,10 @@ def test_a_config_that_cannot_work_fails_clearly_naming_the_key(compose, overrid
         build(compose(*overrides).model)
 
 
-def test_the_old_spellings_still_compose_for_one_release_with_a_warning(compose):
-    """`python train.py model.filters=32` (before 0.2) still works, and says what to write."""
-    with pytest.warns(FutureWarning, match="'model.net.filters=32'"):
+def test_the_seed_reports_short_names_compose_for_good_without_a_warning(compose):
+    """`python train.py model.filters=32` is the product's promise: no warning, no end date."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         cfg = compose("model.filters=32", "augment=balanced", "augment.factor=4")
     assert cfg.model.net.filters == 32
     assert cfg.balancing.method == "augment" and cfg.balancing.factor == 4
@@ -135,7 +138,7 @@ def test_the_hog_reference_is_a_tracked_run_scored_like_a_network(compose, tiny_
     assert run.data.metrics["test/macro_f1"] == pytest.approx(result.metrics["test/macro_f1"])
     assert result.outputs.probabilities.sum(axis=1) == pytest.approx(np.ones(len(result.truth)))
     assert len(result.files) == len(result.people) == len(result.truth)
-    assert run.data.params["model._target_"] == "fersweep.classical.HogLinearSVC"
+    assert run.data.params["model._target_"] == "fersweep.models.classical.HogLinearSVC"
 
 
 def test_hog_settings_that_cannot_work_are_named(compose):

@@ -24,9 +24,9 @@ from PIL import Image
 
 from fersweep import EMOTIONS
 from fersweep.cli import main as cli
-from fersweep.config import compose_config
+from fersweep.config.compose import compose_config
 from fersweep.errors import DataError
-from fersweep.train import train
+from fersweep.tasks.train import train
 from tests.conftest import CONFIG_DIR, REAL_DATA, synthetic_face, two_people_photo
 
 
@@ -420,3 +420,53 @@ def test_evaluate_names_each_odd_picture_and_what_was_done(model, tmp_path, caps
         assert f"{name}: {message}" in flat, name
     report = pd.read_csv(tmp_path / "report" / "report.csv", index_col=0)
     assert report.loc["happiness", "support"] == 3 + 4  # the huge one is left out
+
+
+# A classifier logged by fersweep 0.3: its models-from-code file, word for word, and the
+# `_target_`s its preprocessing settings name (the face step's included).
+MODEL_CODE_0_3 = """import mlflow
+
+from fersweep.serving import EmotionClassifierModel
+
+mlflow.models.set_model(EmotionClassifierModel())
+"""
+TARGETS_0_3 = {
+    "fersweep.data.preprocess.Preprocessor",
+    "fersweep.data.face.FaceStep",
+    "fersweep.data.face.HaarCascade",
+}
+
+
+def targets(settings) -> set[str]:
+    if not isinstance(settings, dict):
+        return set()
+    own = {settings["_target_"]} if "_target_" in settings else set()
+    return own.union(*(targets(value) for value in settings.values()))
+
+
+def test_a_classifier_logged_by_0_3_still_loads_and_answers(face_model, tmp_path, capsys):
+    """Built as 0.3 logged it, but with no copy of the 0.3 package beside it: today's package
+    must serve its model code and rebuild its preprocessing from its `_target_`s."""
+    uri, tracking = face_model
+    mlflow.set_tracking_uri(tracking)
+    today = mlflow.pyfunc.load_model(uri)
+    settings = today.model_config
+    assert targets(settings["preprocess"]) == TARGETS_0_3
+    code = tmp_path / "serving_model.py"
+    code.write_text(MODEL_CODE_0_3)
+    network = uri.removesuffix("/classifier") + "/model"
+    with mlflow.start_run() as run:
+        mlflow.pyfunc.log_model(
+            name="classifier",
+            python_model=str(code),
+            artifacts={"network": network},
+            model_config=settings,
+            signature=today.metadata.signature,  # as 0.3 logged it, whole_image among its params
+        )
+    picture = tmp_path / "wall.png"
+    cv2.imwrite(str(picture), synthetic_face(4, np.random.default_rng(1), size=120))
+    old = f"runs:/{run.info.run_id}/classifier"
+    args = ["--tracking-uri", tracking, "predict", str(picture), "--whole-image"]
+    answers = [run_cli(capsys, *args, "--model", model) for model in (old, uri)]
+    assert [code for code, _, _ in answers] == [0, 0], answers[0][2]
+    assert answers[0][1] == answers[1][1] and "1 face(s) classified" in answers[0][1]

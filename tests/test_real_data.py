@@ -7,13 +7,13 @@ import mlflow
 import numpy as np
 import pytest
 
-from fersweep.config import build
+from fersweep.config.compose import build
 from fersweep.data.cache import load_images
 from fersweep.data.legend import read_legend
 from fersweep.data.preprocess import FACE, Preprocessor
+from fersweep.data.reframe import Reframing
 from fersweep.errors import ConfigError
-from fersweep.reframe import Reframing
-from fersweep.train import train
+from fersweep.tasks.train import train
 from tests.conftest import REAL_DATA, two_people_photo
 
 pytestmark = pytest.mark.skipif(
@@ -52,7 +52,9 @@ def test_a_short_run_on_a_real_subset_is_tracked(compose):
     for metric in ("test/macro_f1", "test/accuracy"):
         assert run.data.metrics[metric] == pytest.approx(result.metrics[metric])
     assert result.metrics["test/accuracy"] > 0
-    assert run.data.tags["data_fingerprint"] and run.data.tags["data_root"] == str(REAL_DATA)
+    assert run.data.tags["data_fingerprint"] and run.data.tags["data_root"] == str(
+        REAL_DATA.resolve()
+    )
 
 
 def test_a_size_whose_arrays_cannot_fit_in_memory_is_refused_before_decoding(tmp_path, compose):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fersweep.data.reframe import Reframing
 from fersweep.errors import ConfigError
-from fersweep.reframe import Reframing
 
 
 def reframing(**changes) -> Reframing:

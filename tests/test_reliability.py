@@ -20,12 +20,12 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-import fersweep.sweep
-from fersweep.config import build, compose_config
+import fersweep.tasks.sweep.trials
+from fersweep.config.compose import build, compose_config
 from fersweep.errors import ConfigError, DataError
-from fersweep.study_storage import counted_trials
-from fersweep.sweep import Sweep, run_sweep
-from fersweep.train import train
+from fersweep.tasks.sweep import Sweep, run_sweep
+from fersweep.tasks.sweep.storage import counted_trials
+from fersweep.tasks.train import train
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT, record_faults, write_legend
 from tests.test_sweep import definition, make_sweep, runs_by_kind, sweep_arguments
 
@@ -367,7 +367,7 @@ def test_a_trial_over_its_time_budget_is_failed_and_the_sweep_goes_on(
     tmp_path, sweep_overrides, monkeypatch
 ):
     # Each read of the trial clock is a minute later, so the first batch overruns the budget.
-    monkeypatch.setattr(fersweep.sweep, "trial_clock", StridingClock(stride=61))
+    monkeypatch.setattr(fersweep.tasks.sweep.trials, "trial_clock", StridingClock(stride=61))
     path = one_arm(tmp_path, trial_timeout_minutes=1)
     sweep = make_sweep(path, sweep_overrides, trials=2)
     run_sweep(sweep)

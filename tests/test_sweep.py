@@ -17,13 +17,13 @@ import yaml
 from optuna.trial import TrialState
 
 from fersweep import EMOTIONS
-from fersweep.champion import own_model, verdict
-from fersweep.compare import ComparisonSummary
-from fersweep.config import compose_config
-from fersweep.definitions import ParamType, SearchParam, example_samples, sample_space
+from fersweep.config.compose import compose_config
+from fersweep.config.schemas import ParamType, SearchParam, example_samples, sample_space
 from fersweep.errors import ConfigError
-from fersweep.metrics import Difference
-from fersweep.sweep import PARENT_RUN_ATTR, SWEEP_RUN_ATTR, Sweep, run_sweep
+from fersweep.evaluation.statistics import Difference
+from fersweep.tasks.champion import own_model, verdict
+from fersweep.tasks.compare.report import ComparisonSummary
+from fersweep.tasks.sweep import PARENT_RUN_ATTR, SWEEP_RUN_ATTR, Sweep, run_sweep
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT
 
 TINY = PROJECT_ROOT / "sweeps" / "tiny.yaml"
@@ -162,7 +162,15 @@ def test_the_gate_judges_the_candidate_against_every_opponent_by_the_interval():
             name: Difference(d, lo, hi, 0.95, 100) for name, (d, lo, hi) in differences.items()
         }
         arms = [{"arm": "candidate", "macro F1": 0.4}]
-        return ComparisonSummary("candidate", diffs, arms, [], [], [], folds=5)
+        return ComparisonSummary(
+            baseline="candidate",
+            differences=diffs,
+            arms=arms,
+            per_class=[],
+            precision_at_prevalence=[],
+            references=[],
+            folds=5,
+        )
 
     # The summary holds opponent − candidate: the candidate wins where that lies below zero.
     won = verdict(summary(champion=(-0.05, -0.08, -0.01), hog_svm=(-0.10, -0.14, -0.06)))

@@ -22,11 +22,12 @@ import requests
 from optuna.trial import TrialState
 
 from fersweep import EMOTIONS
-from fersweep.config import build, compose_config
+from fersweep.config.compose import build, compose_config
 from fersweep.errors import ConfigError
-from fersweep.study_storage import counted_trials
-from fersweep.sweep import run_sweep
+from fersweep.tasks.sweep import run_sweep
+from fersweep.tasks.sweep.storage import counted_trials
 from fersweep.tracking import Tracker
+from fersweep.tracking.runs import answers
 from fersweep.tracking.server import TrackingServer, free_port, stop
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT, record_faults
 from tests.test_reliability import assert_nothing_lost, trial_in_flight, wait_for
@@ -269,3 +270,36 @@ def test_experiments_through_a_server_leave_the_artifact_location_to_it(tmp_path
     embedded = Tracker(f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "artifacts"), "x", False)
     assert through._location() is None
     assert embedded._location() == (tmp_path / "artifacts").resolve().as_uri()
+
+
+def processes_in_group(group: int) -> list[str]:
+    listing = subprocess.run(
+        ["ps", "-o", "pgid=,args=", "-e"], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        line.split(None, 1)[1] for line in listing.splitlines() if int(line.split()[0]) == group
+    ]
+
+
+def test_make_ui_starts_the_ui_alone_without_mlflows_job_runner(tmp_path):
+    """`mlflow ui` starts a job runner and seven task consumers unless told not to; on a
+    2-core machine `make ui` starts the UI and its one web worker only."""
+    port = free_port()
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    printed = subprocess.run(
+        ["make", "-s", "-n", "ui", f"UI_PORT={port}", f"MLFLOW_URI={store}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    command = printed.strip().splitlines()[-1]
+    assert "mlflow ui" in command
+    ui = subprocess.Popen(
+        ["bash", "-c", command], cwd=PROJECT_ROOT, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}", timeout=2), 90, "the MLflow UI")
+        started = processes_in_group(ui.pid)
+        assert not [p for p in started if "huey" in p or "jobs._job_runner" in p], started
+        assert sum("uvicorn" in p for p in started) == 1
+    finally:
+        stop(ui)

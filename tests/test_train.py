@@ -2,6 +2,9 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import lightning.pytorch as pl
 import mlflow
@@ -10,10 +13,16 @@ import pytest
 import torch
 
 from fersweep import EMOTIONS
-from fersweep.config import build, compose_config
+from fersweep.config.compose import build, compose_config
 from fersweep.errors import ConfigError
-from fersweep.train import train
-from tests.conftest import CONFIG_DIR, tiny_overrides, write_legend, write_legend_dataset
+from fersweep.tasks.train import train
+from tests.conftest import (
+    CONFIG_DIR,
+    PROJECT_ROOT,
+    tiny_overrides,
+    write_legend,
+    write_legend_dataset,
+)
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +180,26 @@ def test_the_framing_check_refuses_the_seed_protocols_augmented_test_split(compo
     cfg = compose(*tiny_overrides(tiny_dataset), "reframe=default", "experiment=seed_balanced")
     with pytest.raises(ConfigError, match="reframe: the framing check reframes original test"):
         build(cfg.data)
+
+
+def test_the_missions_command_trains_without_a_warning_and_records_the_full_key(
+    tmp_path, tiny_run_overrides
+):
+    """`python train.py model.filters=32`, as users were promised: it runs, prints no warning
+    of any kind, and the run records the setting under the key the configs name."""
+    command = [sys.executable, "train.py", "model.filters=8", f"paths.root_dir={tmp_path}"]
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "FERSWEEP_DATA")}
+    result = subprocess.run(
+        [*command, *tiny_run_overrides],
+        cwd=PROJECT_ROOT,
+        env=env,  # as a user runs it
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Warning" not in result.stdout + result.stderr
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("fersweep").experiment_id])
+    assert run.data.params["model.net.filters"] == "8"
+    assert "model.net.filters=8" in run.data.tags["overrides"]

@@ -4,8 +4,8 @@
 
 import json
 
-from fersweep.bench import bench_preprocessing, face_box_agreement
-from fersweep.config import compose_config
+from fersweep.tasks.bench.measure import bench_preprocessing, face_box_agreement
+from fersweep.config.compose import compose_config
 
 cfg = compose_config("conf", ["balancing=balanced", "face=haar"])
 print(json.dumps({**bench_preprocessing(cfg), **face_box_agreement(cfg, 500)}, indent=2))

@@ -5,7 +5,7 @@ Run before the second look existed (so without the retry_side override), between
 ca082c6 and 4135502; today the one look needs retry_side=null. See RUN.md."""
 import sys, collections, numpy as np, cv2
 from pathlib import Path
-from fersweep.config import compose_config, build
+from fersweep.config.compose import compose_config, build
 from fersweep.data.decode import decode_bytes
 from fersweep.data.preprocess import grey_of
 cfg = compose_config("conf", ["face=haar", "reframe=default"] + sys.argv[1:])

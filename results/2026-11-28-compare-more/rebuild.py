@@ -5,7 +5,7 @@ stopped while summarising: the seed protocol's balanced reference (copies made b
 which share their original's file name) tripped the check that folds do not overlap (fixed in
 1bbfa3e: one run may hold copies). Every run had logged its test predictions
 (evaluation/test_predictions.csv), so the report is rebuilt from them with the fixed
-`fersweep.compare.summarise`; nothing is retrained.
+`fersweep.tasks.compare.run.summarise`; nothing is retrained.
 
     PYTHONPATH=src python results/2026-11-28-compare-more/rebuild.py sqlite:////tmp/cmp/mlruns/mlflow.db OUT_DIR
 
@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 
 from fersweep import EMOTIONS
-from fersweep.compare import ArmSummary, _plain, summarise
-from fersweep.definitions import Bootstrap
-from fersweep.metrics import SplitPredictions
-from fersweep.train import RunResult
+from fersweep.tasks.compare.arms import ArmSummary
+from fersweep.tasks.compare.report import json_default, summarise
+from fersweep.config.schemas import Bootstrap
+from fersweep.evaluation.metrics import SplitPredictions
+from fersweep.tasks.train import RunResult
 
 uri, out = sys.argv[1], Path(sys.argv[2])
 mlflow.set_tracking_uri(uri)
@@ -53,10 +54,10 @@ def result(run) -> RunResult:
         table["truth"].to_numpy(), table[[f"p_{e}" for e in EMOTIONS]].to_numpy()
     )
     return RunResult(
-        run.info.run_id,
-        run.data.metrics,
-        outputs,
-        np.full(len(EMOTIONS), np.nan),  # set below, from the pooled truth
+        run_id=run.info.run_id,
+        metrics=run.data.metrics,
+        outputs=outputs,
+        prevalence=np.full(len(EMOTIONS), np.nan),  # set below, from the pooled truth
         files=table["file"].to_numpy(),
         people=table["person"].to_numpy(),
     )
@@ -91,6 +92,6 @@ record = summary.as_dict() | {
     "runs": {r.info.run_name: r.info.run_id for r in children},
     "comparison_run": parent.info.run_id,
 }
-(out / "summary.json").write_text(json.dumps(record, indent=2, default=_plain))
+(out / "summary.json").write_text(json.dumps(record, indent=2, default=json_default))
 print(report)
 print("network alone, mean of the runs' test_plain/macro_f1:", json.dumps(plain, indent=1))

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fersweep.config import build, compose_config
+from fersweep.config.compose import build, compose_config
 from fersweep.data.decode import decode_bytes
 
 ROOT = Path("/work/shared/data/facial_expressions/images")

@@ -18,8 +18,8 @@ import cv2
 import mlflow
 import pandas as pd
 
-from fersweep.config import build, compose_config
-from fersweep.reframe import _looks_grey
+from fersweep.config.compose import build, compose_config
+from fersweep.data.reframe import looks_grey
 
 IMAGES = Path("/work/shared/data/facial_expressions/images")
 
@@ -35,7 +35,7 @@ def main(tracking_uri: str, parent: str) -> None:
         of Reframing.place, in its order)."""
         rng = reframing.rng(file)
         colour = rng.random() < reframing.colour_fraction
-        if colour and _looks_grey(cv2.imread(str(IMAGES / file), cv2.IMREAD_COLOR)):
+        if colour and looks_grey(cv2.imread(str(IMAGES / file), cv2.IMREAD_COLOR)):
             rng.integers(4)  # the skin tone
         return colour, rng.uniform(*reframing.face_fraction)
 

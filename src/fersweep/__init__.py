@@ -11,4 +11,4 @@ EMOTIONS: tuple[str, ...] = (
     "surprise",
 )
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -16,15 +16,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from fersweep import EMOTIONS
-from fersweep.balancing import Balancing, expand_with_copies
 from fersweep.data.cache import ImageSet, cached_array, content_key, fingerprint, load_images
+from fersweep.data.dataset import MEMORY_SHARE, EmotionImages, available_memory, size_text
 from fersweep.data.folder import read_folder
 from fersweep.data.legend import DataReport, Record, read_legend
 from fersweep.data.preprocess import FACE, Preprocessor, read_file
+from fersweep.data.reframe import Reframing
 from fersweep.data.source import IMAGES_DIR, LEGEND_NAME, resolve_data_root
 from fersweep.data.split import SPLITS, check_folds, check_settings, split_assignments
 from fersweep.errors import ConfigError, DataError
-from fersweep.reframe import Reframing
+from fersweep.imbalance.balancing import Balancing, expand_with_copies
 
 log = logging.getLogger(__name__)
 LAYOUTS = ("legend", "folder")
@@ -41,56 +42,6 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         check_settings(self.method, self.val_fraction, self.test_fraction, self.folds, self.fold)
-
-
-class EmotionImages(Dataset):
-    """Images as CxHxW uint8 tensors with labels; items flagged as copies are augmented on the fly."""
-
-    def __init__(
-        self,
-        images: np.ndarray,
-        labels: np.ndarray,
-        index: np.ndarray,
-        is_copy: np.ndarray | None = None,
-        balancing: Balancing | None = None,
-    ) -> None:
-        self.images, self.labels, self.index = images, labels, index
-        self.is_copy = is_copy if is_copy is not None else np.zeros(len(index), bool)
-        self.balancing = balancing
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, int]:
-        return self.__getitems__([item])[0]
-
-    def __getitems__(self, items: list[int]) -> list[tuple[torch.Tensor, int]]:
-        """A whole batch at once (the DataLoader asks so), so copies are augmented together."""
-        sources = self.index[items]
-        images = self.images[sources]
-        copies = self.is_copy[items]
-        if copies.any():
-            images[copies] = self.balancing.augment(images[copies])
-        batch = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-        return list(zip(batch, self.labels[sources].tolist()))
-
-
-MEMORY_SHARE = 0.8  # of the available memory the image arrays may take; training needs the rest
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now (Linux's MemAvailable), or None where it is not known."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _size(count: int) -> str:
-    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"
 
 
 class EmotionDataModule(pl.LightningDataModule):
@@ -159,8 +110,8 @@ class EmotionDataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"data.preprocess.size={p.size}: {len(records):,} images"
                 + (f" and {copies:,} balanced copies" if copies else "")
-                + f" of {p.size}x{p.size}x{p.channels} need {_size(needed)} in memory; "
-                f"{_size(available)} is available. Use a smaller size or data.subset.max_images"
+                + f" of {p.size}x{p.size}x{p.channels} need {size_text(needed)} in memory; "
+                f"{size_text(available)} is available. Use a smaller size or data.subset.max_images"
             )
 
     def setup(self, stage: str | None = None) -> None:
@@ -386,7 +337,7 @@ class EmotionDataModule(pl.LightningDataModule):
         }
 
     def reframed_images(self, index: np.ndarray) -> np.ndarray:
-        """The images at `index`, reframed (fersweep.reframe) and preprocessed as training
+        """The images at `index`, reframed (fersweep.data.reframe) and preprocessed as training
         images are; computed once per data, preprocessing and reframing (cached)."""
         records = [self.image_set.records[i] for i in index]
         path = None

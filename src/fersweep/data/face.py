@@ -199,7 +199,7 @@ class FaceStep:
     leveller is set; what lies outside the picture is black, as the padding elsewhere.
 
     `margin` 1.2 reproduces the data set's framing: on its images the Haar box's side is a
-    median 1.196 of the image's side, centred (results/2026-11-25-face-framing). Faces whose box
+    median 1.196 of the image's side, centred. Faces whose box
     side is below `min_size` pixels are found but flagged too small to classify.
     """
 

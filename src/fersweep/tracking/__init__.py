@@ -7,7 +7,7 @@
 - `callbacks`: the Lightning callbacks that record a training run through `artifacts`, and
   `RunLogger`, Lightning's MLflow logger bound to the run `runs.Tracker` opened.
 
-The one exception is `fersweep.serving`, the pyfunc class MLflow itself loads to serve a model.
+The one exception is `fersweep.serving.pyfunc`, the pyfunc class MLflow itself loads to serve a model.
 """
 
 from fersweep.tracking.callbacks import RunLogger

@@ -10,6 +10,7 @@ import io
 import json
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +26,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from fersweep import EMOTIONS
 from fersweep.data.preprocess import FACE_STEPS
-from fersweep.figures import confusion_figure
-from fersweep.metrics import Evaluation, SplitPredictions
-from fersweep.tracking.runs import CLASSIFIER_NAME
+from fersweep.evaluation.figures import confusion_figure
+from fersweep.evaluation.metrics import Evaluation, SplitPredictions
+from fersweep.tracking.runs import CLASSIFIER_NAME, quiet_downloads
 
 if TYPE_CHECKING:
-    from fersweep.compare import ComparisonSummary
     from fersweep.data.datamodule import EmotionDataModule
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
@@ -184,20 +184,27 @@ def recorded_prevalence(run_id: str) -> np.ndarray | None:
     return np.array([recorded["prevalence"][emotion] for emotion in EMOTIONS])
 
 
-def log_model(
-    net: torch.nn.Module,
-    example: np.ndarray,
-    preprocess: Mapping,
-    example_image: bytes,
-    posthoc: Mapping,
-) -> None:
-    """Two models: `model`, the network (mlflow.pytorch; preprocessed uint8 tensors in), and
-    `classifier`, a pyfunc taking raw image bytes that preprocesses them as training did and
-    applies the evaluation's post-hoc steps (`posthoc`: flip, offsets)."""
-    from fersweep.data.face import Box
-    from fersweep.data.preprocess import FACE, Prepared
-    from fersweep.serving import IMAGE_COLUMN, NAME_COLUMN, PARAMS, face_table
+@dataclass
+class PyfuncSpec:
+    """What the raw-image classifier needs to be logged beside its network: the models-from-code
+    file that builds it, the package copied into the model, its `model_config`, a request and
+    answer to infer the signature from, its parameters with their defaults and the values the
+    example request uses, and the request's columns: binary (required) and text (optional)."""
 
+    model_code: Path
+    code_package: Path
+    model_config: dict[str, Any]
+    request: pd.DataFrame
+    answer: pd.DataFrame
+    params: dict[str, Any]
+    example_params: dict[str, Any]
+    binary_columns: list[str]
+    optional_text_columns: list[str]
+
+
+def log_model(net: torch.nn.Module, example: np.ndarray, classifier: PyfuncSpec) -> None:
+    """Two models: `model`, the network (mlflow.pytorch; preprocessed uint8 tensors in), and
+    `classifier`, the pyfunc of `classifier` with the network as its artifact."""
     net = net.cpu().eval()
     with torch.no_grad():
         output = net(torch.from_numpy(example)).numpy()
@@ -216,41 +223,40 @@ def log_model(
         input_example=example,
         pip_requirements=requirements,
     )
-    image_frame = pd.DataFrame({IMAGE_COLUMN: [example_image]})
-    probabilities = torch.softmax(torch.from_numpy(output[:1]), dim=1).numpy()
-    example_output = face_table([(0, 0, Prepared(None, Box(0, 0, 1, 1), FACE))], probabilities)
     with warnings.catch_warnings():  # the box columns are integers, with null where no face
         warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
-        signature = infer_signature(image_frame, example_output, params=PARAMS)
+        signature = infer_signature(classifier.request, classifier.answer, params=classifier.params)
     signature.inputs = Schema(
-        [ColSpec("binary", IMAGE_COLUMN), ColSpec("string", NAME_COLUMN, required=False)]
+        [
+            *(ColSpec("binary", name) for name in classifier.binary_columns),
+            *(ColSpec("string", name, required=False) for name in classifier.optional_text_columns),
+        ]
     )
-    package = Path(__file__).resolve().parents[1]
-    mlflow.pyfunc.log_model(
-        name=CLASSIFIER_NAME,
-        python_model=str(package / "serving_model.py"),
-        artifacts={"network": network.model_uri},
-        model_config={"preprocess": dict(preprocess), "posthoc": dict(posthoc), "batch_size": 256},
-        code_paths=[str(package)],
-        signature=signature,
-        input_example=(image_frame, {"whole_image": True}),  # answers even without a face
-        pip_requirements=requirements,
-    )
+    with quiet_downloads():
+        mlflow.pyfunc.log_model(
+            name=CLASSIFIER_NAME,
+            python_model=str(classifier.model_code),
+            artifacts={"network": network.model_uri},
+            model_config=classifier.model_config,
+            code_paths=[str(classifier.code_package)],
+            signature=signature,
+            input_example=(classifier.request, dict(classifier.example_params)),
+            pip_requirements=requirements,
+        )
 
 
 def log_comparison(
-    report: str, summary: ComparisonSummary, figures: Mapping[str, plt.Figure]
+    report: str,
+    summary: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    figures: Mapping[str, plt.Figure],
 ) -> None:
+    """A comparison's Markdown report, its numbers (`summary`), headline metrics and figures."""
     mlflow.log_text(report, "comparison/report.md")
-    mlflow.log_dict(summary.as_dict(), "comparison/summary.json")
+    mlflow.log_dict(dict(summary), "comparison/summary.json")
     for name, figure in figures.items():
         log_figure(figure, f"comparison/{name}.png")
-    metrics = {f"comparison/{arm}/macro_f1": value for arm, value in summary.arm_means.items()}
-    for arm, difference in summary.differences.items():
-        metrics[f"comparison/{arm}/macro_f1_difference"] = difference.difference
-        metrics[f"comparison/{arm}/macro_f1_difference_low"] = difference.low
-        metrics[f"comparison/{arm}/macro_f1_difference_high"] = difference.high
-    mlflow.log_metrics(metrics)
+    mlflow.log_metrics(dict(metrics))
 
 
 def log_text(text: str, path: str, run_id: str | None = None) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import MLFlowLogger
 
-from fersweep.console import show_data_report, show_evaluation
-from fersweep.figures import class_distribution_figure, sample_grid_figure
-from fersweep.model import count_parameters
+from fersweep.data.report import show_data_report
+from fersweep.evaluation.console import show_evaluation
+from fersweep.evaluation.figures import class_distribution_figure, sample_grid_figure
+from fersweep.models.nets import count_parameters
 from fersweep.tracking import artifacts
 
 
@@ -70,7 +71,15 @@ class RecordEvaluation(pl.Callback):
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         evaluation = pl_module.test_outputs.evaluation
-        show_evaluation(evaluation, f"{self.split} split")
+        if self.split == "val" and pl_module.offsets is not None:
+            # The offsets were fitted on this very split: its score after them is in-sample.
+            plain = pl_module.plain_outputs.evaluation
+            show_evaluation(plain, f"{self.split} split, network alone (before post-hoc steps)")
+            show_evaluation(
+                evaluation, f"{self.split} split after offsets fitted on it (in-sample, optimistic)"
+            )
+        else:
+            show_evaluation(evaluation, f"{self.split} split")
         artifacts.log_evaluation(evaluation, self.split)
         files, people = trainer.datamodule.files_and_people(self.split)
         artifacts.log_predictions(files, people, pl_module.test_outputs, self.split)
@@ -92,22 +101,3 @@ class RecordEvaluation(pl.Callback):
                 "reframed test images, as the model saw them",
             )
             artifacts.log_figure(grid, f"evaluation/{self.split}_reframed_samples.png")
-
-
-class RecordModels(pl.Callback):
-    """After the test: the tested network and the raw-image classifier built around it."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.enabled:
-            return
-        datamodule = trainer.datamodule
-        artifacts.log_model(
-            pl_module.net,
-            datamodule.example_input(),
-            datamodule.preprocessor.settings(),
-            datamodule.example_image_bytes(),
-            pl_module.posthoc_settings(),
-        )

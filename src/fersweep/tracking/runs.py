@@ -1,25 +1,23 @@
-"""Run lifecycle and registry: where runs live, how they start, nest and end, and models by URI."""
+"""Run lifecycle: where runs live, how they start, nest and end, and runs shared by processes."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import requests
 from mlflow.entities import Run
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 
 from fersweep.errors import FersweepError
 
 CLASSIFIER_NAME = "classifier"  # the raw-image pyfunc that the registry and `fersweep` use
-TRUSTED_SCHEMES = ("models:/", "runs:/")
 
 
 class Tracker:
@@ -173,17 +171,6 @@ class Tracker:
             yield run
         mlflow.MlflowClient().set_terminated(run_id, status)
 
-    # --- the model registry --------------------------------------------------------------------
-
-    def register(self, run_id: str, name: str, tags: Mapping[str, str]) -> str:
-        """Register the classifier a run logged; returns the new version number."""
-        self.connect()
-        version = mlflow.register_model(f"runs:/{run_id}/{CLASSIFIER_NAME}", name, tags=dict(tags))
-        return str(version.version)
-
-    def set_alias(self, name: str, alias: str, version: str) -> None:
-        mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
-
 
 def answers(server_url: str, timeout: float) -> bool:
     """Whether the MLflow server at `server_url` answers its /health check now."""
@@ -191,41 +178,6 @@ def answers(server_url: str, timeout: float) -> bool:
         return requests.get(f"{server_url.rstrip('/')}/health", timeout=timeout).ok
     except requests.RequestException:
         return False
-
-
-def load_classifier(model_uri: str, tracking_uri: str) -> Any:
-    """The raw-image pyfunc at `model_uri`: models:/name@alias, models:/name/version or
-    runs:/<id>/classifier. Models come only from the configured tracking store, never from an
-    arbitrary path or URL."""
-    if not model_uri.startswith(TRUSTED_SCHEMES):
-        raise FersweepError(
-            f"model {model_uri!r}: use a models:/ or runs:/ URI of the tracking store "
-            f"({tracking_uri}); other locations are not loaded"
-        )
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        return mlflow.pyfunc.load_model(model_uri)
-    except (mlflow.exceptions.MlflowException, OSError) as error:
-        raise FersweepError(
-            f"model {model_uri!r} cannot be loaded from {tracking_uri}: {str(error).splitlines()[0]}"
-        ) from error
-
-
-def serve_model(model_uri: str, tracking_uri: str, host: str, port: int) -> int:
-    """`mlflow models serve` for a model of the tracking store, in this environment (no new
-    virtual environment is built); returns the server's exit status once it stops."""
-    bin_dir = Path(sys.executable).parent  # mlflow and the uvicorn it starts live here
-    command = [
-        str(bin_dir / "mlflow"), "models", "serve", "-m", model_uri,
-        "--env-manager", "local", "--host", host, "--port", str(port),
-    ]  # fmt: skip
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    print(" ".join(command))
-    return subprocess.call(command, env=env)
 
 
 def git_commit() -> str:
@@ -252,3 +204,18 @@ def working_tree_clean() -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return not result.stdout.strip()
+
+
+@contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """No artifact progress bars while the block runs (one line per file, 55 for one model)."""
+    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

@@ -24,7 +24,6 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from fersweep.errors import ConfigError, FersweepError
-from fersweep.study_storage import hide_password
 from fersweep.tracking.runs import answers
 
 AUTH_SECRETS = ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
@@ -174,6 +173,11 @@ class TrackingServer:
                 f"server.port={self.port}: a server already answers at {self.url} "
                 "(use it, or pick another port)"
             )
+
+
+def hide_password(url: str) -> str:
+    """A database URL fit to print: its password, if any, as ***."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def free_port() -> int:

@@ -1,0 +1,127 @@
+"""Hydra plumbing: the config resolvers, and composing a run's config from overrides."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException, InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from fersweep.config.aliases import canonical
+from fersweep.config.schemas import register_schemas
+from fersweep.errors import ConfigError, FersweepError
+
+CPU_PRECISION = "32-true"
+GPU_PRECISION = "bf16-mixed"
+
+
+def auto_precision(accelerator: str) -> str:
+    """bf16 mixed precision where a CUDA GPU that supports it will be used, full precision else."""
+    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return GPU_PRECISION if on_gpu and torch.cuda.is_bf16_supported() else CPU_PRECISION
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
+    OmegaConf.register_new_resolver("auto_precision", auto_precision, replace=True)
+
+
+def compose_config(
+    config_dir: str | Path,
+    overrides: Sequence[str] = (),
+    config_name: str = "train",
+    search_path: Sequence[str] = (),
+) -> DictConfig:
+    """The config `python train.py <overrides>` would run with, built by Hydra's compose API;
+    the folders of `search_path` (file:// URLs) are searched for config groups too."""
+    register_resolvers()
+    overrides = canonical(overrides)
+    if search_path:
+        folders = ",".join(f"'{folder}'" for folder in search_path)
+        overrides = [f"hydra.searchpath=[{folders}]", *overrides]
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(Path(config_dir).resolve())):
+            return compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(_composition_error(error)) from error
+
+
+def _composition_error(error: Exception) -> str:
+    """Hydra's message, with the cause it wraps (e.g. which values an enum key accepts)."""
+    message = str(error)
+    cause = error.__cause__
+    if cause is not None and str(cause).splitlines() and str(cause).splitlines()[0] not in message:
+        message += f": {str(cause).splitlines()[0]}"
+    return message
+
+
+def check_builds(cfg: DictConfig, groups: Sequence[str]) -> None:
+    """Build these groups of a config once and throw them away, so a bad setting fails before
+    any training; on a copy, because `instantiate` resolves interpolations in place."""
+    trial = copy.deepcopy(cfg)
+    for group in groups:
+        build(trial[group])
+
+
+def build(node: DictConfig, **kwargs):
+    """`hydra.utils.instantiate`, but our own errors reach the user unwrapped, naming the key."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        while cause is not None:
+            if isinstance(cause, FersweepError):
+                raise cause from None
+            cause = cause.__cause__
+        raise ConfigError(str(error)) from error
+
+
+def compose_definition(
+    config_dir: str | Path, section: str, argv: Sequence[str] = ()
+) -> tuple[DictConfig, list[str]]:
+    """`conf/<section>.yaml` composed with the command line: the training config every run
+    starts from, and under `<section>` a definition file checked against its schema
+    (fersweep.config.schemas). The project folder is on Hydra's search path, so `sweeps/` and
+    `bench/` are config groups; `hydra.searchpath=[file:///elsewhere]` adds folders of one's
+    own. Returns the config and the overrides of `argv` meant for the runs."""
+    register_schemas()
+    parsed = OverridesParser.create().parse_overrides(canonical(argv))
+    folders = [f"file://{Path(config_dir).resolve().parent}"]
+    for override in parsed:
+        if override.key_or_group == "hydra.searchpath":
+            folders += list(override.value())
+    rest = [o.input_line for o in parsed if o.key_or_group != "hydra.searchpath"]
+    cfg = compose_config(config_dir, rest, config_name=section, search_path=folders)
+    return cfg, [o.input_line for o in parsed if _is_run_override(o, section)]
+
+
+def _is_run_override(override: Override, section: str) -> bool:
+    """Whether an override changes the training config rather than the definition or Hydra."""
+    top = override.key_or_group.split(".")[0]
+    return section not in (top, override.package) and top != "hydra"
+
+
+def as_overrides(values: Mapping[str, Any]) -> list[str]:
+    """Hydra overrides for sampled values; lists and strings pass through as Hydra reads them."""
+    return [f"{key}={_override_value(value)}" for key, value in values.items()]
+
+
+def _override_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    return str(value)

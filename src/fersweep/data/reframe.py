@@ -1,0 +1,117 @@
+"""The framing check: test images placed into larger pictures, as people photograph faces.
+
+Each face image (a tight crop, as the data set holds them) is put on a larger canvas so that it
+takes a random 30-100% of the canvas's height, at a random place, on a textured background,
+often in colour. The randomness is seeded by the configured seed and the image's name, so the
+same image is reframed the same way in every run, arm and model.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from fersweep.data.decode import decode_bytes
+from fersweep.errors import ConfigError, ImageError
+
+JPEG_QUALITY = 92
+
+# A few skin tones (BGR multipliers) for tinting grey faces when a reframed picture is in colour.
+SKIN_TONES = np.array(
+    [[0.74, 0.84, 1.0], [0.62, 0.76, 0.95], [0.55, 0.68, 0.86], [0.45, 0.55, 0.70]]
+)
+
+
+@dataclass(frozen=True)
+class Reframing:
+    """How test images are reframed: the face's share of the canvas's height (`face_fraction`,
+    low and high), the canvas's width/height ratio range (`aspect`), the share of pictures made
+    colour (`colour_fraction`: grey faces tinted, backgrounds coloured), and the seed."""
+
+    seed: int
+    face_fraction: tuple[float, float]
+    aspect: tuple[float, float]
+    colour_fraction: float
+
+    def __post_init__(self) -> None:
+        # Hydra passes lists as ListConfig: plain tuples keep the settings hashable and JSON.
+        object.__setattr__(self, "face_fraction", tuple(self.face_fraction))
+        object.__setattr__(self, "aspect", tuple(self.aspect))
+        low, high = self.face_fraction
+        if not 0 < low <= high <= 1:
+            raise ConfigError(
+                f"reframe.face_fraction={list(self.face_fraction)}: need 0 < low <= high <= 1"
+            )
+        if not 0 < self.aspect[0] <= self.aspect[1]:
+            raise ConfigError(f"reframe.aspect={list(self.aspect)}: need 0 < low <= high")
+        if not 0 <= self.colour_fraction <= 1:
+            raise ConfigError(f"reframe.colour_fraction={self.colour_fraction}: use 0 to 1")
+
+    def rng(self, name: str) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+
+    def apply(self, image: np.ndarray, name: str) -> np.ndarray:
+        """`image` (grey or BGR uint8) placed into a larger BGR picture; the same for a name."""
+        return self.place(image, name)[0]
+
+    def place(self, image: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int]]:
+        """The reframed picture, and where the image's top-left corner went in it (x, y)."""
+        rng = self.rng(name)
+        face = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        colour = rng.random() < self.colour_fraction
+        if colour and looks_grey(face):
+            face = np.clip(face * SKIN_TONES[rng.integers(len(SKIN_TONES))], 0, 255)
+            face = face.astype(np.uint8)
+        height, width = face.shape[:2]
+        canvas_h = max(height, round(height / rng.uniform(*self.face_fraction)))
+        canvas_w = max(width, round(canvas_h * rng.uniform(*self.aspect)))
+        canvas = background(canvas_h, canvas_w, colour, rng)
+        top = rng.integers(0, canvas_h - height + 1)
+        left = rng.integers(0, canvas_w - width + 1)
+        canvas[top : top + height, left : left + width] = face
+        return canvas, (int(left), int(top))
+
+    def reframed_file(self, data: bytes, name: str, max_pixels: int) -> bytes:
+        """An image file's bytes reframed: decoded in colour, placed, saved as JPEG."""
+        return self.encoded(decode_bytes(data, name, max_pixels, colour=True).image, name)
+
+    def encoded(self, image: np.ndarray, name: str) -> bytes:
+        """The reframed picture as a JPEG file's bytes, as a camera or phone would save it."""
+        ok, data = cv2.imencode(
+            ".jpg", self.apply(image, name), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
+        if not ok:
+            raise ImageError(f"{name}: OpenCV could not encode its reframed picture")
+        return data.tobytes()
+
+
+def looks_grey(image: np.ndarray) -> bool:
+    """Whether a BGR picture is grey in all but name (its blue and red channels agree)."""
+    return int(np.abs(image[:, :, 0].astype(np.int16) - image[:, :, 2]).max()) < 10
+
+
+def background(height: int, width: int, colour: bool, rng: np.random.Generator) -> np.ndarray:
+    """A textured background: smooth blotches, stripes or fine noise over a gradient."""
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    direction = rng.uniform(0, 2 * np.pi)
+    gradient = (np.cos(direction) * cols / width + np.sin(direction) * rows / height) * 60
+    kind = rng.integers(3)
+    if kind == 0:  # blotches: blurred coarse noise
+        coarse = rng.normal(0, 1, (max(2, height // 24), max(2, width // 24))).astype(np.float32)
+        texture = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC) * 45
+    elif kind == 1:  # stripes, as wallpaper or blinds
+        period, angle = rng.uniform(6, 40), rng.uniform(0, np.pi)
+        phase = (np.cos(angle) * cols + np.sin(angle) * rows) * 2 * np.pi / period
+        texture = np.sin(phase) * 40
+    else:  # fine noise, as foliage or fabric
+        texture = cv2.GaussianBlur(
+            rng.normal(0, 50, (height, width)).astype(np.float32), (0, 0), 1.2
+        )
+    grey = rng.uniform(60, 190) + gradient + texture
+    if not colour:
+        return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    tint = rng.uniform(0.5, 1.3, size=3).astype(np.float32)
+    return np.clip(grey[:, :, None] * tint, 0, 255).astype(np.uint8)

@@ -1,8 +1,0 @@
-"""The file MLflow executes to build the logged classifier ("models from code"), so loading a
-fersweep model never unpickles code."""
-
-import mlflow
-
-from fersweep.serving import EmotionClassifierModel
-
-mlflow.models.set_model(EmotionClassifierModel())

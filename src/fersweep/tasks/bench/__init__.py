@@ -1,0 +1,69 @@
+"""The bench task, `make bench`: speed where it matters, measured on the real data, printed, saved
+and tracked. `measure`: one machine's measurements; `sweeps`: sweeps and tracking stores;
+`results`: the table and the records."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from fersweep.config.compose import build, compose_config, compose_definition
+from fersweep.config.schemas import BenchDefinition
+from fersweep.errors import exits_cleanly
+from fersweep.evaluation.console import console
+from fersweep.tasks.bench.measure import (
+    bench_end_to_end,
+    bench_preprocessing,
+    bench_training,
+    face_box_agreement,
+    machine,
+)
+from fersweep.tasks.bench.results import save, show
+from fersweep.tasks.bench.sweeps import bench_sweep, bench_tracking
+
+
+def run_bench(root: Path, settings: BenchDefinition, overrides: list[str]) -> dict[str, Any]:
+    config_dir = root / "conf"
+    compose = lambda *extra: compose_config(config_dir, [*overrides, *extra])  # noqa: E731
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "settings": {**dataclasses.asdict(settings), "overrides": overrides},
+    }
+    sections = settings.sections
+    if "preprocessing" in sections:
+        results["preprocessing"] = bench_preprocessing(compose("balancing=balanced"))
+    if "face_crop" in sections:
+        face_cfg = compose("balancing=balanced", "face=haar")
+        results["face_crop"] = {
+            **bench_preprocessing(face_cfg),
+            **face_box_agreement(face_cfg, settings.face_agreement_images),
+        }
+    if "training" in sections:
+        results["training"] = {
+            model: bench_training(compose(f"model={model}", "balancing=balanced"), settings)
+            for model in settings.models
+        }
+    if "end_to_end" in sections:
+        results["end_to_end"] = bench_end_to_end(
+            compose(*settings.end_to_end, "tracking.experiment=fersweep-bench")
+        )
+    if "sweep" in sections:
+        results["sweep"] = bench_sweep(config_dir, settings, overrides)
+    if "tracking" in sections:
+        results["tracking"] = bench_tracking(config_dir, settings.tracking, overrides)
+    return results
+
+
+@exits_cleanly
+def main(root: Path, argv: list[str]) -> None:
+    cfg, overrides = compose_definition(root / "conf", "bench", argv)
+    settings: BenchDefinition = OmegaConf.to_object(cfg.bench)
+    # Built first: MLflow exports the URI each measurement's store sets as MLFLOW_TRACKING_URI,
+    # which the tracking config would otherwise read afterwards.
+    tracker = build(cfg.tracking)
+    results = run_bench(root, settings, overrides)
+    show(results)
+    console.print(f"results: {save(results, root, settings, tracker)}")

@@ -1,0 +1,209 @@
+"""The measurements of one machine: preprocessing, the face step, training and end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import cv2
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from fersweep.config.compose import build
+from fersweep.config.schemas import BenchDefinition
+from fersweep.data.cache import load_images
+from fersweep.data.datamodule import EmotionDataModule
+from fersweep.tasks.train import RunPlacement, train
+
+
+class EpochTimer(pl.Callback):
+    """Wall time of each training epoch (the training loop only, validation excluded)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def machine() -> dict[str, Any]:
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def bench_preprocessing(cfg) -> dict[str, float]:
+    """Images/s preprocessing every image from its file (cold) and from the cache (warm), and
+    the whole warm data set-up (legend, fingerprint, cached arrays, cached split) beside it."""
+    datamodule = build(cfg.data)
+    datamodule.setup()
+    load = partial(
+        load_images,
+        datamodule.image_set.records,
+        datamodule.images_dir,
+        datamodule.preprocessor,
+        data_fingerprint=datamodule.fingerprint,
+        workers=datamodule.decode_workers,
+    )
+    cache_dir = Path(datamodule.cache_dir)
+    load(cache_dir=cache_dir)  # fills the cache for exactly these records if it was empty
+    cold_seconds = _seconds(lambda: load(cache_dir=None))
+    warm_seconds = _seconds(lambda: load(cache_dir=cache_dir))
+    fresh = build(cfg.data)
+    count = len(datamodule.image_set.records)
+    return {
+        "images": count,
+        "cold_seconds": cold_seconds,
+        "cold_images_per_s": count / cold_seconds,
+        "warm_images_per_s": count / warm_seconds,
+        "warm_over_cold": cold_seconds / warm_seconds,
+        "warm_setup_seconds": _seconds(fresh.setup),
+    }
+
+
+def face_box_agreement(cfg, images: int) -> dict[str, float]:
+    """Whether faces found on the downscaled copy (`detector.detect_side`) are those found at
+    full size: on the first `images` images, how often each finds a face, and the boxes' overlap;
+    and the data set's framing: the image's side over the face box's (what `margin` matches)."""
+    datamodule = build(cfg.data)
+    datamodule.setup()  # from the cache bench_preprocessing filled
+    small = datamodule.preprocessor.face.detector
+    full = dataclasses.replace(small, detect_side=100_000, retry_side=None)
+    found = {"full": 0, "downscaled": 0}
+    overlaps, framing = [], []
+    records = datamodule.image_set.records[:images]
+    for record in records:
+        grey = cv2.imread(str(datamodule.images_dir / record.file), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            continue
+        boxes = {
+            name: next(iter(detector.detect(grey)), None)
+            for name, detector in (("full", full), ("downscaled", small))
+        }
+        for name, box in boxes.items():
+            found[name] += box is not None
+        if boxes["full"] is not None and boxes["downscaled"] is not None:
+            overlaps.append(boxes["full"].overlap(boxes["downscaled"]))
+        if boxes["downscaled"] is not None:
+            framing.append(max(grey.shape) / boxes["downscaled"].side)
+    return {
+        "agreement_images": len(records),
+        "faces_found_full_size": found["full"] / len(records),
+        "faces_found_downscaled": found["downscaled"] / len(records),
+        "median_box_iou": float(np.median(overlaps)) if overlaps else float("nan"),
+        "image_side_over_box_side": _quantiles(framing),
+        "margin": datamodule.preprocessor.face.margin,
+    }
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    points = np.percentile(values, [10, 50, 90])
+    return {name: round(float(v), 3) for name, v in zip(("p10", "median", "p90"), points)}
+
+
+def _seconds(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def bench_training(cfg, settings: BenchDefinition) -> dict[str, float]:
+    """Lightning epochs on the real loader (balanced arm, on-the-fly augmentation) against a
+    bare PyTorch loop over in-memory tensors, and the loader alone against the model's rate."""
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule: EmotionDataModule = build(cfg.data)
+    datamodule.setup()
+    timer = EpochTimer()
+    module = build(cfg.model)
+    trainer = build(
+        cfg.trainer,
+        callbacks=[timer],
+        logger=False,
+        max_epochs=settings.epochs,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+    )
+    # The shared CPU's speed drifts by 10-20% over minutes: the bare loop runs before and after
+    # the Lightning epochs, and their mean is the ceiling.
+    bare_rates = [bare_loop_rate(cfg, datamodule, settings.bare_batches)]
+    trainer.fit(module, datamodule=datamodule)
+    bare_rates.append(bare_loop_rate(cfg, datamodule, settings.bare_batches))
+    per_epoch = len(datamodule.train_dataset())
+    lightning_rate = per_epoch / float(np.mean(timer.seconds[1:]))
+    bare_rate = float(np.mean(bare_rates))
+    loader_rate = loader_only_rate(datamodule, settings.loader_batches)
+    return {
+        "train_images_per_epoch": per_epoch,
+        "lightning_images_per_s": lightning_rate,
+        "bare_loop_images_per_s": bare_rate,
+        "bare_loop_before_after": bare_rates,
+        "lightning_over_bare": lightning_rate / bare_rate,
+        "loader_images_per_s": loader_rate,
+        "loader_over_model": loader_rate / bare_rate,
+    }
+
+
+def bare_loop_rate(cfg, datamodule: EmotionDataModule, batches: int) -> float:
+    """The same network and optimizer stepping over preloaded tensors: the ceiling."""
+    device = torch.device("cuda" if cfg.trainer.precision.startswith("bf16") else "cpu")
+    net = build(cfg.model.net).to(device)
+    optimizer = build(cfg.optimizer)(net.parameters())
+    images = torch.from_numpy(datamodule.image_set.images.transpose(0, 3, 1, 2).copy()).to(device)
+    labels = torch.from_numpy(datamodule.image_set.labels).to(device)
+    size = datamodule.batch_size
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    start = 0.0
+    for step in range(batches + 5):
+        if step == 5:
+            _sync(device)
+            start = time.perf_counter()
+        index = torch.randint(0, len(labels), (size,), device=device)
+        with autocast:
+            loss = torch.nn.functional.cross_entropy(net(images[index]).float(), labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    _sync(device)
+    return batches * size / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def loader_only_rate(datamodule: EmotionDataModule, batches: int) -> float:
+    loader = datamodule.train_dataloader()
+    iterator = iter(loader)
+    next(iterator)
+    start, delivered = time.perf_counter(), 0
+    for _, (images, _) in zip(range(batches), iterator):
+        delivered += len(images)
+    return delivered / (time.perf_counter() - start)
+
+
+def bench_end_to_end(cfg) -> dict[str, float]:
+    start = time.perf_counter()
+    result = train(cfg, placement=RunPlacement(name="bench-end-to-end"))
+    return {
+        "seconds": time.perf_counter() - start,
+        "test_accuracy": result.metrics["test/accuracy"],
+    }

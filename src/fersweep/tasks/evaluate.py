@@ -1,0 +1,86 @@
+"""The evaluate task: a registered model scored on a labelled folder (DIR/<emotion>/*.jpg), as
+taken and optionally reframed; the report and confusion matrix written, optionally an MLflow run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fersweep.config.compose import build, compose_config
+from fersweep.data.folder import read_folder
+from fersweep.data.preprocess import FACE_STEPS
+from fersweep.data.reframe import Reframing
+from fersweep.data.report import show_data_report
+from fersweep.evaluation.console import show_evaluation, show_framing
+from fersweep.evaluation.figures import confusion_figure
+from fersweep.serving.display import show_notes
+from fersweep.serving.predict import FolderEvaluation, evaluate_folder
+from fersweep.tracking import artifacts
+from fersweep.tracking.registry import load_classifier
+
+EXPERIMENT = "fersweep-evaluations"
+
+
+def evaluate(
+    folder: Path,
+    model_uri: str,
+    tracking_uri: str,
+    config_dir: str,
+    reframe: bool,
+    output: Path,
+    log: bool,
+) -> int:
+    records, report = read_folder(folder)  # a bad folder fails before the model loads
+    reframing = framing_check(config_dir) if reframe else None
+    model = load_classifier(model_uri, tracking_uri)
+    result = evaluate_folder(model, folder, records, report, reframing)
+    show(result, str(folder))
+    write(result, output)
+    if log:
+        log_evaluation_run(result, folder, model_uri, tracking_uri, config_dir)
+    return 0
+
+
+def framing_check(config_dir: str) -> Reframing:
+    """The framing check's settings, from the project's conf/reframe/default.yaml."""
+    return build(compose_config(config_dir, ["reframe=default"]).data.reframe)
+
+
+def show(result: FolderEvaluation, folder: str) -> None:
+    show_notes(result.predictions, skip=FACE_STEPS)  # the face step's outcomes are counted
+    show_data_report(result.report, {})
+    title = f"{folder} ({', '.join(result.emotions_present)})"
+    show_evaluation(result.evaluation, title)
+    if result.reframed is not None:
+        show_evaluation(result.reframed, f"{title}, reframed")
+        show_framing(result.evaluation, result.reframed)
+
+
+def write(result: FolderEvaluation, output: Path) -> None:
+    """report.csv, report.txt, metrics.json and confusion.png (and the reframed report)."""
+    output.mkdir(parents=True, exist_ok=True)
+    result.evaluation.per_class.to_csv(output / "report.csv")
+    (output / "report.txt").write_text(result.evaluation.text)
+    metrics = {"original": result.evaluation.metrics}
+    if result.reframed is not None:
+        metrics["reframed"] = result.reframed.metrics
+        (output / "report_reframed.txt").write_text(result.reframed.text)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    confusion_figure(result.evaluation, normalised=True).savefig(output / "confusion.png", dpi=100)
+    print(f"report and confusion matrix written to {output}")
+
+
+def log_evaluation_run(
+    result: FolderEvaluation, folder: Path, model_uri: str, tracking_uri: str, config_dir: str
+) -> None:
+    cfg = compose_config(
+        config_dir, [f"tracking.tracking_uri='{tracking_uri}'", f"tracking.experiment={EXPERIMENT}"]
+    )
+    tracker = build(cfg.tracking)
+    tags = {"kind": "evaluation", "model_uri": model_uri, "folder": str(folder.resolve())}
+    with tracker.run(f"evaluate {folder.name}", tags=tags) as run:
+        artifacts.log_evaluation(result.evaluation, "eval")
+        if result.reframed is not None:
+            artifacts.log_evaluation(result.reframed, "eval_reframed")
+        artifacts.log_dict(result.report.as_dict(), "data/data_report.json")
+    print(f"logged as MLflow run {run.info.run_id} in experiment {EXPERIMENT}")

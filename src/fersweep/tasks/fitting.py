@@ -1,0 +1,91 @@
+"""Fitting one model inside an open MLflow run: a network through Lightning, or the classical
+reference through scikit-learn, each scored on the evaluated split and recorded alike."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+import lightning.pytorch as pl
+import numpy as np
+from omegaconf import DictConfig
+
+from fersweep import EMOTIONS
+from fersweep.config.compose import build
+from fersweep.data.report import show_data_report
+from fersweep.evaluation.console import show_evaluation
+from fersweep.evaluation.metrics import SplitPredictions
+from fersweep.models.classical import HogLinearSVC
+from fersweep.tracking import artifacts
+
+
+@dataclass
+class FitScores:
+    """What a fitted model scored: the evaluated split (after post-hoc steps), the best
+    validation macro F1, the framing check's reframed images, the network's own scores."""
+
+    outputs: SplitPredictions
+    best_val_f1: float
+    reframed: SplitPredictions | None = None
+    plain: SplitPredictions | None = None
+
+
+def fit_network(
+    cfg: DictConfig,
+    model: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    callbacks: list[pl.Callback],
+    validates: bool,
+    run_id: str,
+) -> FitScores:
+    loggers = [build(logger, run_id=run_id) for logger in cfg.logger.values()]
+    with tempfile.TemporaryDirectory(prefix="fersweep-run-") as checkpoints:
+        trainer: pl.Trainer = build(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers,
+            default_root_dir=checkpoints,
+            **({} if validates else {"limit_val_batches": 0}),
+        )
+        trainer.fit(model, datamodule=datamodule)
+        best_val_f1 = float(trainer.callback_metrics.get("val/macro_f1_best", float("nan")))
+        trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+    return FitScores(
+        outputs=model.test_outputs,
+        best_val_f1=best_val_f1,
+        reframed=model.reframed_outputs,
+        plain=model.plain_outputs,
+    )
+
+
+def fit_classical(model: HogLinearSVC, datamodule, split: str) -> FitScores:
+    """Fit on the original training images (no copies: the SVM's class weights balance), score
+    the validation split and `split` (and its reframed images with the framing check), and
+    record data and evaluation in the active MLflow run as a network's run records them."""
+    datamodule.setup("fit")
+    counts = datamodule.class_counts_by_split()
+    show_data_report(datamodule.report, counts)
+    artifacts.log_data(datamodule, counts)
+    images, labels = datamodule.image_set.images, datamodule.image_set.labels
+
+    def scored(index: np.ndarray, pictures: np.ndarray | None = None) -> SplitPredictions:
+        pictures = images[index] if pictures is None else pictures
+        return SplitPredictions(labels[index], model.probabilities(pictures, len(EMOTIONS)))
+
+    train = datamodule.indices("train")
+    model.fit(images[train], labels[train])
+    validation = datamodule.indices("val")
+    best_val_f1 = scored(validation).evaluation.metrics["macro_f1"] if len(validation) else np.nan
+    artifacts.log_metrics({"val/macro_f1": best_val_f1, "val/macro_f1_best": best_val_f1})
+    evaluated = datamodule.indices(split)
+    outputs = scored(evaluated)
+    show_evaluation(outputs.evaluation, f"{split} split")
+    artifacts.log_evaluation(outputs.evaluation, split)
+    files_and_people = datamodule.files_and_people(split)
+    artifacts.log_predictions(*files_and_people, outputs, split)
+    reframed = None
+    if datamodule.reframe is not None:
+        reframed = scored(evaluated, datamodule.reframed_images(evaluated))
+        artifacts.log_evaluation(reframed.evaluation, f"{split}_reframed")
+        artifacts.log_predictions(*files_and_people, reframed, f"{split}_reframed")
+    return FitScores(outputs=outputs, best_val_f1=float(best_val_f1), reframed=reframed)

@@ -1,0 +1,240 @@
+"""The workers: processes that take trials of each arm in turn, under the study's lock so the
+trial count is exact, each trial one training run (`tasks.train`) with Optuna's pruner and a
+time budget; lost or crashed trials are recorded and retried as Optuna does."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import lightning.pytorch as pl
+import optuna
+import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+from optuna_integration import PyTorchLightningPruningCallback
+
+from fersweep.config.compose import build, compose_config
+from fersweep.config.schemas import sample_space
+from fersweep.errors import TrialTimeout
+from fersweep.evaluation.console import console
+from fersweep.tasks.sweep.storage import counted_trials, heartbeat, storage_lock
+from fersweep.tasks.sweep.study import PARENT_RUN_ATTR, Sweep
+from fersweep.tasks.train import RunPlacement, RunResult, train
+from fersweep.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def run_worker_processes(sweep: Sweep) -> None:
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=work, args=(sweep, index), name=f"fersweep-worker-{index}")
+        for index in range(sweep.definition.workers)
+    ]
+    gpus = torch.cuda.device_count()
+    for index, process in enumerate(processes):
+        with _visible_gpu(index, gpus):  # one GPU per worker when there are several
+            process.start()
+    for process in processes:
+        process.join()
+
+
+def work(sweep: Sweep, worker: int) -> None:
+    """One worker: takes trials of each arm in turn until the arm's budget is spent."""
+    _share_machine(worker, sweep.definition.workers)
+    tracker: Tracker = build(sweep.base_config().tracking)
+    for arm in sweep.definition.arms:
+        study = sweep.open_study(arm, worker)
+        deadline = _deadline(study, sweep.definition.timeout_minutes)
+        while (trial := _next_trial(sweep, study, deadline, tracker)) is not None:
+            trial.set_user_attr("worker", worker)
+            _run_trial(sweep, study, arm, trial, tracker)
+
+
+def _share_machine(worker: int, workers: int) -> None:
+    """Split the CPU cores between the workers of one machine."""
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+@contextmanager
+def _visible_gpu(worker: int, gpus: int) -> Iterator[None]:
+    """While a worker process starts, it sees only its own GPU (it inherits the environment)."""
+    if gpus <= 1:
+        yield
+        return
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(worker % gpus)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES")
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
+
+
+def _deadline(study: optuna.Study, timeout_minutes: float | None) -> float | None:
+    """The arm's time budget counts from its first trial, so a resumed sweep keeps it."""
+    if timeout_minutes is None:
+        return None
+    starts = [t.datetime_start for t in study.get_trials(deepcopy=False) if t.datetime_start]
+    started = min(starts).timestamp() if starts else time.time()
+    return started + timeout_minutes * 60
+
+
+def _next_trial(
+    sweep: Sweep, study: optuna.Study, deadline: float | None, tracker: Tracker
+) -> optuna.Trial | None:
+    """The next trial, or None when the budget is spent and no other worker's trial is still
+    running (a running trial may yet be lost and re-queued). Asking happens under the study's
+    lock, so concurrent workers never overshoot the trial count."""
+    while True:
+        tracker.wait_until_reachable(sweep.definition.tracking_outage_minutes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        _close_runs_of_failed_trials(study, tracker)
+        with storage_lock(sweep.storage(), study.study_name):
+            trials = study.get_trials(deepcopy=False)
+            waiting = any(t.state == TrialState.WAITING for t in trials)
+            running = any(t.state == TrialState.RUNNING for t in trials)
+            limit = sweep.definition.trials
+            out_of_time = deadline is not None and time.time() >= deadline
+            within_budget = limit is None or counted_trials(study) < limit
+            if waiting or (within_budget and not out_of_time):
+                with warnings.catch_warnings():
+                    # fersweep records heartbeats itself (study_storage.heartbeat).
+                    warnings.filterwarnings("ignore", "Heartbeat of storage is supposed")
+                    return study.ask()
+        if not running:
+            return None
+        time.sleep(sweep.definition.heartbeat_seconds)
+
+
+def _close_runs_of_failed_trials(study: optuna.Study, tracker: Tracker) -> None:
+    """A worker killed mid-trial, or a trial stopped by a tracking server outage, leaves its
+    MLflow run RUNNING; once Optuna has failed the trial, its run is ended as FAILED too, with
+    the trial's error, so Optuna and MLflow agree."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id and tracker.run_status(run_id) == "RUNNING":
+            reason = trial.user_attrs.get("error", "worker lost: no heartbeat")
+            tracker.fail_detached_run(run_id, f"{reason}; the trial is retried")
+
+
+trial_clock: Callable[[], float] = time.monotonic  # what trial budgets are measured with
+
+
+class TrialTimeBudget(pl.Callback):
+    """Stops a trial that runs past its budget; the sweep records it as failed and goes on."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = trial_clock()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trial_clock() - self.start > self.seconds:
+            raise TrialTimeout(f"trial exceeded sweep.trial_timeout_minutes={self.seconds / 60:g}")
+
+
+def _run_trial(
+    sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial, tracker: Tracker
+) -> None:
+    """One trial, told to the study as complete, pruned or failed (and retried when the
+    tracking server was out of reach: not the trial's fault)."""
+    metric = sweep.definition.objective.metric
+    overrides = sweep.trial_overrides(arm, _sampled(sweep, arm, trial))
+    trial.set_user_attr("overrides", overrides)
+    trial.set_user_attr("arm", arm)
+    with heartbeat(sweep.storage(), trial):
+        try:
+            value = objective(sweep, study, arm, trial, overrides).metrics[metric]
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            console.print(f"[yellow]{arm} trial {trial.number} pruned[/yellow]")
+            return
+        except Exception as error:  # a crashed trial is recorded and the sweep goes on
+            _record_failure(sweep, study, arm, trial, tracker, error)
+            return
+    study.tell(trial, value)
+    console.print(f"{arm} trial {trial.number}: {metric} = {value:.4f}")
+
+
+def _sampled(sweep: Sweep, arm: str, trial: optuna.Trial) -> dict:
+    space = sweep.definition.arm_space(arm)
+    return sample_space(space, lambda key, param: param.suggest(trial, key))
+
+
+def objective(
+    sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial, overrides: list[str]
+) -> RunResult:
+    """The trial as a training run scored on the validation split, nested under its arm's run,
+    with Optuna's pruner and the trial's time budget; no model is logged."""
+    d = sweep.definition
+    cfg = compose_config(
+        sweep.config_dir, [*overrides, "eval_split=val", "tracking.log_model=false"]
+    )
+    callbacks: list[pl.Callback] = [
+        PyTorchLightningPruningCallback(trial, monitor=d.objective.monitor)
+    ]
+    if d.trial_timeout_minutes:
+        callbacks.append(TrialTimeBudget(d.trial_timeout_minutes))
+    tags = {
+        "arm": arm,
+        "sweep": d.name,
+        "study": study.study_name,
+        "optuna_trial": str(trial.number),
+        "kind": "trial",
+        "worker_host": socket.gethostname(),  # which machine and checkout ran it
+        "worker_dir": os.getcwd(),
+    }
+    placement = RunPlacement(
+        parent_run_id=study.user_attrs[PARENT_RUN_ATTR],
+        name=f"{arm}-trial-{trial.number}",
+        tags=tags,
+        killed_by=(optuna.TrialPruned,),
+        on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
+    )
+    return train(cfg, overrides, callbacks, placement)
+
+
+def _record_failure(
+    sweep: Sweep,
+    study: optuna.Study,
+    arm: str,
+    trial: optuna.Trial,
+    tracker: Tracker,
+    error: Exception,
+) -> None:
+    outage = not tracker.reachable()
+    message = f"{type(error).__name__}: {error}"
+    if outage:
+        message = f"tracking server {tracker.tracking_uri} unreachable: {message}"
+    trial.set_user_attr("error", message[:2000])
+    study.tell(trial, state=TrialState.FAIL)
+    console.print(f"[red]{arm} trial {trial.number} failed: {message[:500]}[/red]")
+    log.debug("trial %s failed", trial.number, exc_info=True)
+    if outage:  # not the trial's fault: run it again once the server is back
+        _retry(study, trial.number, sweep.definition.max_retry)
+
+
+def _retry(study: optuna.Study, number: int, max_retry: int) -> None:
+    """Queue the failed trial again with its parameters, as Optuna does for a trial whose worker
+    was lost; the retry takes its place in the trial count (study_storage.counted_trials)."""
+    failed = study.get_trials(deepcopy=True)[number]
+    failed.user_attrs = {
+        k: v for k, v in failed.user_attrs.items() if k not in ("error", "mlflow_run_id")
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry)(study, failed)

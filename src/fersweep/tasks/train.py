@@ -1,0 +1,155 @@
+"""The training task: one config in, one tracked MLflow run and its metrics out.
+
+Sweeps and comparisons call the same `train`, so every trial is exactly a training run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import lightning.pytorch as pl
+import numpy as np
+from omegaconf import DictConfig
+
+from fersweep.config.compose import build
+from fersweep.errors import ConfigError
+from fersweep.evaluation.metrics import Evaluation, SplitPredictions
+from fersweep.models.classical import HogLinearSVC
+from fersweep.tasks.fitting import fit_classical, fit_network
+from fersweep.tracking import Tracker, artifacts
+
+
+@dataclass
+class RunPlacement:
+    """Where a run sits in MLflow: its parent, name and tags, which exceptions end it as
+    KILLED rather than FAILED, and who wants its id once it exists."""
+
+    parent_run_id: str | None = None
+    name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    killed_by: tuple[type[BaseException], ...] = ()
+    on_start: Callable[[str], None] | None = None
+
+
+@dataclass(kw_only=True)
+class RunResult:
+    """A finished run: its metrics, and the evaluated split's truth and probabilities."""
+
+    run_id: str
+    metrics: dict[str, float]
+    outputs: SplitPredictions  # after the post-hoc steps, if any
+    prevalence: np.ndarray  # each emotion's share of the original images
+    reframed: SplitPredictions | None = None  # the framing check's, when it is on
+    face_step: bool = False  # whether its preprocessing cut out faces
+    files: np.ndarray | None = None  # the evaluated images, in the order of `outputs`
+    people: np.ndarray | None = None  # whose face each evaluated image shows
+    plain: SplitPredictions | None = None  # the network's own scores, before post-hoc steps
+    reused: bool = False  # read back from an earlier run's records, not trained now
+
+    @classmethod
+    def recorded(
+        cls, run_id: str, metrics: dict[str, float], split: str, face_step: bool
+    ) -> RunResult | None:
+        """A finished run read back from what it recorded in MLflow (the predictions of `split`,
+        before the post-hoc steps and reframed where it has them), or None where its records
+        cannot tell the whole result (a run from before these records existed)."""
+        scored = artifacts.recorded_predictions(run_id, split)
+        prevalence = artifacts.recorded_prevalence(run_id)
+        if scored is None or prevalence is None:
+            return None
+        files, people, outputs = scored
+        plain = artifacts.recorded_predictions(run_id, f"{split}_plain")
+        reframed = artifacts.recorded_predictions(run_id, f"{split}_reframed")
+        if f"{split}_reframed/macro_f1" in metrics and reframed is None:
+            return None
+        return cls(
+            run_id=run_id,
+            metrics=metrics,
+            outputs=outputs,
+            prevalence=prevalence,
+            reframed=reframed[2] if reframed else None,
+            face_step=face_step,
+            files=files,
+            people=people,
+            plain=plain[2] if plain else None,
+            reused=True,
+        )
+
+    @property
+    def truth(self) -> np.ndarray:
+        return self.outputs.truth
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.outputs.predicted
+
+    @property
+    def evaluation(self) -> Evaluation:
+        return self.outputs.evaluation
+
+
+def train(
+    cfg: DictConfig,
+    overrides: Sequence[str] = (),
+    callbacks: Sequence[pl.Callback] = (),
+    placement: RunPlacement | None = None,
+) -> RunResult:
+    """Fit `cfg.model` on `cfg.data`, test the best checkpoint on `cfg.eval_split`, and record
+    it all in one MLflow run (the callbacks in `cfg.callbacks` and the loggers in `cfg.logger`).
+    A classical model (`model=hog_svm`) is fitted and recorded the same way, without Lightning."""
+    placement = placement or RunPlacement()
+    pl.seed_everything(cfg.seed, workers=True)
+    settings = artifacts.own_values(cfg)
+    # Everything that can reject the config is built before any data is read or run opened.
+    datamodule = build(cfg.data)
+    model = build(cfg.model)
+    classical = isinstance(model, HogLinearSVC)
+    all_callbacks = [] if classical else [*(build(c) for c in cfg.callbacks.values()), *callbacks]
+    validates = _validates(cfg, all_callbacks)
+    tracker: Tracker = build(cfg.tracking)
+    datamodule.check_at_start()  # then what the legend can refuse (reads it, or downloads it)
+    name = placement.name or cfg.run_name
+    with tracker.run(name, placement.parent_run_id, placement.tags, placement.killed_by) as run:
+        if placement.on_start:
+            placement.on_start(run.info.run_id)
+        artifacts.log_config(settings, overrides)
+        if classical:
+            scores = fit_classical(model, datamodule, cfg.eval_split)
+        else:
+            scores = fit_network(cfg, model, datamodule, all_callbacks, validates, run.info.run_id)
+    metrics = {f"{cfg.eval_split}/{k}": v for k, v in scores.outputs.evaluation.metrics.items()}
+    metrics["val/macro_f1_best"] = scores.best_val_f1
+    if scores.reframed is not None:
+        reframed = scores.reframed.evaluation.metrics
+        metrics.update({f"{cfg.eval_split}_reframed/{k}": v for k, v in reframed.items()})
+    files, people = datamodule.files_and_people(cfg.eval_split)
+    return RunResult(
+        run_id=run.info.run_id,
+        metrics=metrics,
+        outputs=scores.outputs,
+        prevalence=datamodule.natural_prevalence(),
+        reframed=scores.reframed,
+        face_step=datamodule.preprocessor.face is not None,
+        files=files,
+        people=people,
+        plain=scores.plain,
+    )
+
+
+def _validates(cfg: DictConfig, callbacks: list[pl.Callback]) -> bool:
+    """Whether the run validates; without a validation split nothing may monitor it."""
+    if cfg.data.split.val_fraction > 0:
+        return True
+    if cfg.model.get("posthoc", {}).get("offsets"):
+        raise ConfigError(
+            "posthoc=offsets fits the offsets on the validation split, but "
+            "data.split.val_fraction=0 leaves none: use a positive validation fraction"
+        )
+    monitoring = [type(c).__name__ for c in callbacks if getattr(c, "monitor", None)]
+    if monitoring:
+        raise ConfigError(
+            f"data.split.val_fraction=0 leaves nothing to validate on, but {monitoring} "
+            "monitor validation: use callbacks=last_epoch or a positive validation fraction"
+        )
+    return False

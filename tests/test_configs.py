@@ -1,0 +1,81 @@
+"""Every config a user can pick composes and builds: each option of each config group, each
+experiment, and every sweep, comparison and benchmark definition. A broken option fails here,
+not in a user's run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from fersweep.config.compose import build, compose_definition
+from fersweep.config.schemas import BenchDefinition, ComparisonDefinition
+from fersweep.tasks.compare.arms import Planned
+from fersweep.tasks.compare.run import plan_arms
+from fersweep.tasks.sweep import Sweep
+from tests.conftest import CONFIG_DIR, PROJECT_ROOT
+
+GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
+OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONFIG_DIR / g).glob("*.yaml"))]
+
+
+def definitions(folder: str) -> list[str]:
+    return sorted(f.stem for f in (PROJECT_ROOT / folder).glob("*.yaml"))
+
+
+def build_run(cfg) -> None:
+    """Everything `train` builds before it reads any data."""
+    build(cfg.data)
+    build(cfg.model)
+    build(cfg.tracking)
+    for callback in cfg.callbacks.values():
+        build(callback)
+    for logger in cfg.logger.values():
+        build(logger, run_id="0" * 32)
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        assert get_class(cfg.trainer._target_)  # a GPU trainer cannot be built on this machine
+    else:
+        build(cfg.trainer)
+
+
+def test_every_config_group_has_options():
+    assert {"data", "model", "loss", "balancing", "trainer", "experiment"} <= set(GROUPS)
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_of_every_group_composes_and_builds(compose, group, option):
+    cfg = compose(f"{group}={option}")
+    if group in ("hydra", "paths"):
+        assert OmegaConf.to_container(cfg, resolve=False)
+        return
+    build_run(cfg)
+
+
+@pytest.mark.parametrize("name", definitions("sweeps"))
+def test_every_sweep_definition_composes_and_every_arm_builds(name, tmp_path):
+    sweep = Sweep.compose(CONFIG_DIR, [f"sweeps@sweep={name}", f"paths.root_dir={tmp_path}"])
+    sweep.check()  # one trial config per arm (and per conditional setting), composed and built
+    assert sweep.definition.arms
+
+
+@pytest.mark.parametrize("name", definitions("comparisons"))
+def test_every_comparison_definition_composes_and_every_arm_builds(name, tmp_path):
+    composed, overrides = compose_definition(
+        CONFIG_DIR, "compare", [f"comparisons@compare={name}", f"paths.root_dir={tmp_path}"]
+    )
+    definition: ComparisonDefinition = OmegaConf.to_object(composed.compare)
+    base = [*definition.base, *overrides]
+    for arm in plan_arms(definition, base, overrides):
+        first_part = Planned(arm.name, arm.overrides, arm.parts[:1], arm.tags)
+        assert first_part.configs(CONFIG_DIR, definition.seeds[:1])  # composed and built
+
+
+@pytest.mark.parametrize("name", definitions("bench"))
+def test_every_benchmark_definition_composes(name, tmp_path):
+    composed, _ = compose_definition(
+        CONFIG_DIR, "bench", [f"bench={name}", f"paths.root_dir={tmp_path}"]
+    )
+    settings: BenchDefinition = OmegaConf.to_object(composed.bench)
+    for sweep in (settings.sweep.definition, settings.tracking.definition):
+        assert (PROJECT_ROOT / "sweeps" / f"{sweep}.yaml").is_file()
