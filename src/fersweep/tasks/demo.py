@@ -1,4 +1,4 @@
-"""The demo task, `make demo`: the whole system in a few minutes on a few hundred real images
+"""The demo task, `make demo`: the whole system in a few minutes on 1,200 real images
 (conf/debug/demo.yaml): one tracked run, a two-trial sweep of both arms with its best models
 registered, and a two-fold comparison; then where to look in the MLflow UI."""
 
