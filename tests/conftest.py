@@ -20,6 +20,8 @@ from fersweep.data.reframe import background
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "conf"
 REAL_DATA = PROJECT_ROOT.parent / "shared" / "data" / "facial_expressions"
+# The FER2013 weights `make install` fetches (python -m fersweep.models.weights).
+WEIGHTS = PROJECT_ROOT / ".cache" / "fersweep" / "weights" / "fer2013_mini_xception.hdf5"
 
 
 def synthetic_face(label: int, rng: np.random.Generator, size: int = 64) -> np.ndarray:
@@ -82,6 +84,7 @@ def compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Di
     """The real configs, with MLflow, the cache and outputs redirected into the test's folder."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("FERSWEEP_DATA", raising=False)
+    monkeypatch.setenv("FERSWEEP_WEIGHTS", str(WEIGHTS))  # the install's copy, not tmp_path's
 
     def _compose(*overrides: str) -> DictConfig:
         return compose_config(CONFIG_DIR, [f"paths.root_dir={tmp_path}", *overrides])
@@ -102,6 +105,7 @@ def module_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         patch.delenv("FERSWEEP_DATA", raising=False)
+        patch.setenv("FERSWEEP_WEIGHTS", str(WEIGHTS))
         yield folder, [f"paths.root_dir={folder}", *tiny_overrides(folder / "facial_expressions")]
 
 

@@ -1,6 +1,7 @@
-"""The classical reference a user would try first: HOG features (OpenCV's `HOGDescriptor`) and a
-linear SVM with balanced class weights (scikit-learn's `LinearSVC`). `model=hog_svm` trains it on
-the same split, or fold, as any network, as one MLflow run like any other."""
+"""References fitted without Lightning (`Reference`), and the classical one a user would try first:
+HOG features (OpenCV's `HOGDescriptor`) and a linear SVM with balanced class weights
+(scikit-learn's `LinearSVC`). `model=hog_svm` trains it on the same split, or fold, as any
+network, as one MLflow run like any other."""
 
 from __future__ import annotations
 
@@ -13,7 +14,27 @@ from sklearn.svm import LinearSVC
 from fersweep.errors import ConfigError
 
 
-class HogLinearSVC:
+class Reference:
+    """A model fitted on the training images at once, without Lightning: `fit`, then class
+    probabilities (or scores that rank classes like them) for N x H x W x C uint8 images."""
+
+    def fit(self, images: np.ndarray, labels: np.ndarray) -> Reference:
+        raise NotImplementedError
+
+    def probabilities(self, images: np.ndarray, num_classes: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+def grey_resized(images: np.ndarray, size: int) -> np.ndarray:
+    """N x size x size grey uint8 copies of N x H x W x C uint8 images (colour made grey)."""
+    rows = []
+    for image in images:
+        grey = image[:, :, 0] if image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        rows.append(cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA))
+    return np.stack(rows)
+
+
+class HogLinearSVC(Reference):
     """Images resized to `size` x `size` grey, described by HOG (`cell`-pixel cells, blocks of
     2x2 cells moved by one cell, `bins` orientations), standardised, then a one-vs-rest linear
     SVM (`C`, `class_weight`). Scores are the SVM's decision values through a softmax, so they
@@ -42,14 +63,7 @@ class HogLinearSVC:
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """HOG vectors of N x H x W x C uint8 images (colour is made grey first)."""
-        rows = []
-        for image in images:
-            grey = (
-                image[:, :, 0] if image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-            )
-            resized = cv2.resize(grey, (self.size, self.size), interpolation=cv2.INTER_AREA)
-            rows.append(self.hog.compute(resized).ravel())
-        return np.stack(rows)
+        return np.stack([self.hog.compute(g).ravel() for g in grey_resized(images, self.size)])
 
     def fit(self, images: np.ndarray, labels: np.ndarray) -> HogLinearSVC:
         self.classifier.fit(self.features(images), labels)

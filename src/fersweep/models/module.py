@@ -64,6 +64,8 @@ class EmotionModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.loss.set_epoch(self.current_epoch)
+        if hasattr(self.net, "on_epoch"):  # a pretrained network may thaw its backbone now
+            self.net.on_epoch(self.current_epoch)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -148,4 +150,7 @@ class EmotionModule(pl.LightningModule):
         self._test_batches = {}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(self.parameters())
+        """The optimizer partial over the network's parameter groups where it has them (a
+        backbone and a head at their own learning rates), else over every parameter."""
+        groups = getattr(self.net, "parameter_groups", None)
+        return self.optimizer_factory(groups() if groups else self.parameters())

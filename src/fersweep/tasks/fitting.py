@@ -15,7 +15,7 @@ from fersweep.config.compose import build
 from fersweep.data.report import show_data_report
 from fersweep.evaluation.console import show_evaluation
 from fersweep.evaluation.metrics import SplitPredictions
-from fersweep.models.classical import HogLinearSVC
+from fersweep.models.classical import Reference
 from fersweep.tracking import artifacts
 
 
@@ -58,7 +58,7 @@ def fit_network(
     )
 
 
-def fit_classical(model: HogLinearSVC, datamodule, split: str) -> FitScores:
+def fit_classical(model: Reference, datamodule, split: str) -> FitScores:
     """Fit on the original training images (no copies: the SVM's class weights balance), score
     the validation split and `split` (and its reframed images with the framing check), and
     record data and evaluation in the active MLflow run as a network's run records them."""

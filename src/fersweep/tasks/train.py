@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from fersweep.config.compose import build
 from fersweep.errors import ConfigError
 from fersweep.evaluation.metrics import Evaluation, SplitPredictions
-from fersweep.models.classical import HogLinearSVC
+from fersweep.models.classical import Reference
 from fersweep.tasks.fitting import fit_classical, fit_network
 from fersweep.tracking import Tracker, artifacts
 
@@ -97,14 +97,14 @@ def train(
 ) -> RunResult:
     """Fit `cfg.model` on `cfg.data`, test the best checkpoint on `cfg.eval_split`, and record
     it all in one MLflow run (the callbacks in `cfg.callbacks` and the loggers in `cfg.logger`).
-    A classical model (`model=hog_svm`) is fitted and recorded the same way, without Lightning."""
+    A reference (`model=hog_svm`, `fer_probe`, `fer_off_the_shelf`) is fitted and recorded the same way, without Lightning."""
     placement = placement or RunPlacement()
     pl.seed_everything(cfg.seed, workers=True)
     settings = artifacts.own_values(cfg)
     # Everything that can reject the config is built before any data is read or run opened.
     datamodule = build(cfg.data)
     model = build(cfg.model)
-    classical = isinstance(model, HogLinearSVC)
+    classical = isinstance(model, Reference)
     all_callbacks = [] if classical else [*(build(c) for c in cfg.callbacks.values()), *callbacks]
     validates = _validates(cfg, all_callbacks)
     tracker: Tracker = build(cfg.tracking)
