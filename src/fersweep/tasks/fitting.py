@@ -4,6 +4,9 @@ reference through scikit-learn, each scored on the evaluated split and recorded 
 from __future__ import annotations
 
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
@@ -39,7 +42,7 @@ def fit_network(
     run_id: str,
 ) -> FitScores:
     loggers = [build(logger, run_id=run_id) for logger in cfg.logger.values()]
-    with tempfile.TemporaryDirectory(prefix="fersweep-run-") as checkpoints:
+    with tempfile.TemporaryDirectory(prefix="fersweep-run-") as checkpoints, quiet_library():
         trainer: pl.Trainer = build(
             cfg.trainer,
             callbacks=callbacks,
@@ -56,6 +59,17 @@ def fit_network(
         reframed=model.reframed_outputs,
         plain=model.plain_outputs,
     )
+
+
+@contextmanager
+def quiet_library() -> Iterator[None]:
+    """Two notices a user can do nothing about, not passed on: Lightning's own use of torch's
+    deprecated `LeafSpec` (a FutureWarning every run), and Lightning's note that modules start
+    training in eval mode, which is what a frozen backbone's batch norm is meant to do."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+        warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode at the start")
+        yield
 
 
 def fit_classical(model: Reference, datamodule, split: str) -> FitScores:
