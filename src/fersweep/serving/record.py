@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import pandas as pd
 import torch
 
@@ -43,7 +44,7 @@ class RecordClassifier(pl.Callback):
 
 def classifier_spec(
     net: torch.nn.Module,
-    example: torch.Tensor,
+    example: np.ndarray,
     preprocess: Mapping[str, Any],
     example_image: bytes,
     posthoc: Mapping[str, Any],
