@@ -38,7 +38,6 @@ FER_TO_OURS = (
     EMOTIONS.index("neutral"),
 )
 HEADS = ("conv", "linear")
-FREEZE = ("none", "backbone")  # or a number: the first k of the five stages
 
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> nn.Sequential:
