@@ -19,6 +19,7 @@ from fersweep.config.compose import build
 from fersweep.config.schemas import BenchDefinition
 from fersweep.data.cache import load_images
 from fersweep.data.datamodule import EmotionDataModule
+from fersweep.tasks.fitting import quiet_library
 from fersweep.tasks.train import RunPlacement, train
 
 
@@ -144,7 +145,8 @@ def bench_training(cfg, settings: BenchDefinition) -> dict[str, float]:
     # The shared CPU's speed drifts by 10-20% over minutes: the bare loop runs before and after
     # the Lightning epochs, and their mean is the ceiling.
     bare_rates = [bare_loop_rate(cfg, datamodule, settings.bare_batches)]
-    trainer.fit(module, datamodule=datamodule)
+    with quiet_library():  # the notices fit_network does not pass on either
+        trainer.fit(module, datamodule=datamodule)
     bare_rates.append(bare_loop_rate(cfg, datamodule, settings.bare_batches))
     per_epoch = len(datamodule.train_dataset())
     lightning_rate = per_epoch / float(np.mean(timer.seconds[1:]))
