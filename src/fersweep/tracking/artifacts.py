@@ -202,12 +202,12 @@ class PyfuncSpec:
     optional_text_columns: list[str]
 
 
-def log_model(net: torch.nn.Module, example: np.ndarray, classifier: PyfuncSpec) -> None:
-    """Two models: `model`, the network (mlflow.pytorch; preprocessed uint8 tensors in), and
-    `classifier`, the pyfunc of `classifier` with the network as its artifact."""
-    net = net.cpu().eval()
-    with torch.no_grad():
-        output = net(torch.from_numpy(example)).numpy()
+def log_model(
+    net: torch.nn.Module, example: np.ndarray, output: np.ndarray, classifier: PyfuncSpec
+) -> None:
+    """Two models: `model`, the network in eval mode on the CPU (mlflow.pytorch; preprocessed
+    uint8 tensors in, `output` its answer to `example`), and `classifier`, the pyfunc of
+    `classifier` with the network as its artifact."""
     requirements = [
         f"torch=={torch.__version__.split('+')[0]}",
         "numpy",
