@@ -1,5 +1,6 @@
-"""Post-hoc steps: logit offsets fitted on validation for macro F1, flip test-time augmentation,
-and both travelling inside the logged classifier."""
+"""Post-hoc steps: logit offsets fitted on validation for macro F1, the training prior taken out
+with a strength chosen on validation, flip test-time augmentation, and all of them travelling
+inside the logged classifier."""
 
 import json
 
@@ -10,10 +11,17 @@ import torch
 
 from fersweep.errors import ConfigError
 from fersweep.evaluation.metrics import macro_f1
-from fersweep.imbalance.posthoc import PostHoc, apply_offsets, fit_offsets, probabilities
+from fersweep.imbalance.posthoc import (
+    PostHoc,
+    apply_offsets,
+    fit_offsets,
+    fit_prior_tau,
+    probabilities,
+)
 from fersweep.tasks.train import train
 
 GRID = np.linspace(-3, 3, 25).tolist()
+TAUS = np.linspace(0, 2, 9).tolist()
 
 
 def biased_scores(rng, truth, classes=3):
@@ -44,6 +52,39 @@ def test_offsets_stay_at_zero_when_there_is_nothing_to_gain_and_none_changes_not
     assert shifted.sum(axis=1) == pytest.approx(1) and (shifted.argmax(axis=1) == 2).all()
 
 
+def test_the_prior_taken_out_lifts_a_class_the_network_never_predicts_with_one_number():
+    rng = np.random.default_rng(0)
+    truth = rng.choice(3, 600, p=[0.6, 0.3, 0.1])
+    validation, test = biased_scores(rng, truth[:300]), biased_scores(rng, truth[300:])
+    tau, offsets = fit_prior_tau(truth[:300], validation, np.array([600, 300, 100]), TAUS)
+    log_prior = np.log(np.array([0.6, 0.3, 0.1]))
+    assert tau > 0 and offsets == pytest.approx(-tau * log_prior)
+    before = macro_f1(truth[300:], test.argmax(axis=1))
+    after = macro_f1(truth[300:], apply_offsets(test, offsets).argmax(axis=1))
+    assert after > before + 0.2
+
+
+def test_the_prior_stays_out_when_it_does_not_help_and_ties_go_to_the_lighter_change():
+    truth = np.arange(90) % 3
+    perfect = np.eye(3)[truth] * 0.8 + 0.2 / 3
+    tau, offsets = fit_prior_tau(truth, perfect, np.array([10, 10, 10]), TAUS)
+    assert tau == 0.0 and offsets == pytest.approx(np.zeros(3))
+
+
+def test_prior_then_offsets_add_up_and_each_alone_is_what_it_fits():
+    rng = np.random.default_rng(2)
+    truth = rng.choice(3, 300, p=[0.6, 0.3, 0.1])
+    scores, counts = biased_scores(rng, truth), np.array([600, 300, 100])
+    tau, prior_only = fit_prior_tau(truth, scores, counts, TAUS)
+    assert PostHoc(prior=True, taus=TAUS).fit(truth, scores, counts)[0] == pytest.approx(prior_only)
+    both, both_tau = PostHoc(prior=True, offsets=True, grid=GRID, taus=TAUS).fit(
+        truth, scores, counts
+    )
+    rest = fit_offsets(truth, apply_offsets(scores, prior_only), GRID, rounds=3)
+    assert both_tau == tau and both == pytest.approx(prior_only + rest)
+    assert PostHoc(flip=True).fit(truth, scores, counts) == (None, None)
+
+
 def test_flip_averages_each_image_with_its_mirror_image():
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     images = torch.rand(5, 1, 4, 4)
@@ -59,6 +100,8 @@ def test_posthoc_settings_out_of_range_are_refused_naming_the_key():
         PostHoc(offsets=True, grid=[0.5, 1.0])
     with pytest.raises(ConfigError, match="posthoc.rounds"):
         PostHoc(rounds=0)
+    with pytest.raises(ConfigError, match="posthoc.taus"):
+        PostHoc(prior=True, taus=[1.0])
 
 
 def test_offsets_without_a_validation_split_are_refused_before_any_run(compose, tiny_run_overrides):
@@ -91,6 +134,21 @@ def test_flip_and_offsets_travel_inside_the_logged_classifier(compose, tiny_run_
             probabilities(served.net, batch, flip=True).numpy(), np.array(recorded["offsets"])
         )
     assert served.probabilities(images) == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_prior_step_travels_inside_the_logged_classifier_with_its_tau(
+    compose, tiny_run_overrides
+):
+    cfg = compose(*tiny_run_overrides, "posthoc=flip_prior")
+    result = train(cfg)
+    client = mlflow.MlflowClient(cfg.tracking.tracking_uri)
+    recorded = json.loads(
+        open(client.download_artifacts(result.run_id, "evaluation/posthoc.json")).read()
+    )
+    assert recorded["flip"] is True and recorded["prior_tau"] in TAUS
+    mlflow.set_tracking_uri(cfg.tracking.tracking_uri)
+    served = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/classifier").unwrap_python_model()
+    assert served.offsets.tolist() == pytest.approx(recorded["offsets"])
 
 
 def test_a_validation_report_after_offsets_fitted_on_it_says_it_is_in_sample(

@@ -1,5 +1,6 @@
-"""After training, before scoring: horizontal-flip test-time augmentation and per-class logit
-offsets fitted on the validation split for macro F1. The same settings travel inside the logged
+"""After training, before scoring: horizontal-flip test-time augmentation, post-hoc logit
+adjustment (the training prior taken out, its strength chosen on the validation split) and
+per-class logit offsets fitted on the validation split for macro F1. The same settings travel inside the logged
 classifier, so `fersweep predict` and `mlflow models serve` answer as the evaluation did."""
 
 from __future__ import annotations
@@ -16,14 +17,19 @@ from fersweep.errors import ConfigError
 
 @dataclass
 class PostHoc:
-    """`flip`: average the probabilities of each image and its mirror image. `offsets`: add a
-    per-class offset to the log-probabilities, chosen on the validation split by coordinate
-    ascent over `grid` (`rounds` passes over the classes) to maximise macro F1."""
+    """`flip`: average the probabilities of each image and its mirror image. `prior`: subtract
+    tau times the log of the training prior (the class shares as trained) from the
+    log-probabilities, tau chosen from `taus` on the validation split for macro F1 (Menon et
+    al., 2021): one number fitted, where `offsets` fits one per class. `offsets`: add a
+    per-class offset to the log-probabilities (after the prior's, when both are on), chosen on
+    the validation split by coordinate ascent over `grid` (`rounds` passes over the classes)."""
 
     flip: bool = False
     offsets: bool = False
     grid: list[float] = field(default_factory=lambda: np.linspace(-3, 3, 25).tolist())
     rounds: int = 3
+    prior: bool = False
+    taus: list[float] = field(default_factory=lambda: np.linspace(0, 2, 9).tolist())
 
     def __post_init__(self) -> None:
         if self.offsets and (not self.grid or 0.0 not in [float(g) for g in self.grid]):
@@ -33,10 +39,33 @@ class PostHoc:
             )
         if self.rounds <= 0:
             raise ConfigError(f"posthoc.rounds={self.rounds}: must be positive")
+        if self.prior and (not self.taus or 0.0 not in [float(t) for t in self.taus]):
+            raise ConfigError(
+                f"posthoc.taus={list(self.taus)}: list the candidate strengths, 0 among them "
+                "(0 is 'leave the scores alone')"
+            )
 
     @property
     def active(self) -> bool:
-        return self.flip or self.offsets
+        return self.flip or self.offsets or self.prior
+
+    @property
+    def fits_on_validation(self) -> bool:
+        return self.offsets or self.prior
+
+    def fit(
+        self, truth: np.ndarray, probabilities: np.ndarray, train_counts: np.ndarray
+    ) -> tuple[np.ndarray | None, float | None]:
+        """The offsets to apply (None: none) and the prior's chosen tau (None: prior off),
+        fitted on the validation split's `truth` and (flipped, if on) `probabilities`."""
+        offsets, tau = None, None
+        if self.prior:
+            tau, offsets = fit_prior_tau(truth, probabilities, train_counts, self.taus)
+        if self.offsets:
+            adjusted = apply_offsets(probabilities, offsets)
+            per_class = fit_offsets(truth, adjusted, self.grid, self.rounds)
+            offsets = per_class if offsets is None else offsets + per_class
+        return offsets, tau
 
 
 Net = Callable[[torch.Tensor], torch.Tensor]
@@ -95,10 +124,31 @@ def fit_offsets(
     return offsets
 
 
-def settings(flip: bool, offsets: np.ndarray | None) -> dict[str, Any]:
+def fit_prior_tau(
+    truth: np.ndarray, probabilities: np.ndarray, train_counts: np.ndarray, taus: list[float]
+) -> tuple[float, np.ndarray]:
+    """The tau in `taus` whose offsets `-tau * log(prior)` give the best macro F1 on (`truth`,
+    `probabilities`), and those offsets; ties go to the smaller tau (the lighter change)."""
+    from fersweep.evaluation.metrics import macro_f1  # the served model has no scikit-learn
+
+    counts = np.asarray(train_counts, dtype=float)
+    log_prior = np.log(np.clip(counts / counts.sum(), 1e-12, None))
+    log_p = np.log(np.clip(probabilities, 1e-12, None))
+    scored = [
+        (macro_f1(truth, (log_p - tau * log_prior).argmax(axis=1)), -tau)
+        for tau in sorted(float(t) for t in taus)
+    ]
+    tau = -max(scored)[1]
+    return tau, -tau * log_prior
+
+
+def settings(flip: bool, offsets: np.ndarray | None, tau: float | None = None) -> dict[str, Any]:
     """What the logged classifier keeps (and `evaluation/posthoc.json` records): whether to flip,
-    and the fitted offsets or None."""
-    return {"flip": flip, "offsets": None if offsets is None else offsets.tolist()}
+    the fitted offsets or None, and, for the record, the prior's tau when it was fitted."""
+    kept: dict[str, Any] = {"flip": flip, "offsets": None if offsets is None else offsets.tolist()}
+    if tau is not None:
+        kept["prior_tau"] = tau
+    return kept
 
 
 def from_settings(values: Mapping[str, Any]) -> tuple[bool, np.ndarray | None]:

@@ -18,7 +18,6 @@ from fersweep.imbalance.losses import ImbalanceLoss
 from fersweep.imbalance.posthoc import (
     PostHoc,
     apply_offsets,
-    fit_offsets,
     flip_averaged,
     probabilities,
     settings,
@@ -44,6 +43,7 @@ class EmotionModule(pl.LightningModule):
         self.net, self.optimizer_factory, self.loss = net, optimizer, loss
         self.posthoc, self.mix = posthoc, mix
         self.offsets: np.ndarray | None = None  # fitted when the test starts
+        self.prior_tau: float | None = None
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.train_f1 = MulticlassF1Score(num_classes, average="macro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
@@ -108,11 +108,14 @@ class EmotionModule(pl.LightningModule):
         self.log("step", float(self.current_epoch), on_step=False, on_epoch=True)
 
     def on_test_start(self) -> None:
-        self.offsets = None
-        if self.posthoc.offsets:
-            validation = self.predict_split(self.trainer.datamodule.val_dataloader())
-            self.offsets = fit_offsets(
-                validation.truth, validation.probabilities, self.posthoc.grid, self.posthoc.rounds
+        self.offsets, self.prior_tau = None, None
+        if self.posthoc.fits_on_validation:
+            datamodule = self.trainer.datamodule
+            validation = self.predict_split(datamodule.val_dataloader())
+            # The prior as trained: balanced copies make it flatter than the data's.
+            counts = np.array(list(datamodule.balanced_train_counts().values()))
+            self.offsets, self.prior_tau = self.posthoc.fit(
+                validation.truth, validation.probabilities, counts
             )
 
     def predict_split(self, loader) -> SplitPredictions:
@@ -126,7 +129,7 @@ class EmotionModule(pl.LightningModule):
 
     def posthoc_settings(self) -> dict[str, object]:
         """What the logged classifier needs to answer as the evaluation did."""
-        return settings(self.posthoc.flip, self.offsets)
+        return settings(self.posthoc.flip, self.offsets, self.prior_tau)
 
     def on_test_epoch_start(self) -> None:
         self._test_batches = {}

@@ -141,9 +141,10 @@ def _validates(cfg: DictConfig, callbacks: list[pl.Callback]) -> bool:
     """Whether the run validates; without a validation split nothing may monitor it."""
     if cfg.data.split.val_fraction > 0:
         return True
-    if cfg.model.get("posthoc", {}).get("offsets"):
+    posthoc = cfg.model.get("posthoc", {})
+    if posthoc.get("offsets") or posthoc.get("prior"):
         raise ConfigError(
-            "posthoc=offsets fits the offsets on the validation split, but "
+            "posthoc=offsets (or prior) fits on the validation split, but "
             "data.split.val_fraction=0 leaves none: use a positive validation fraction"
         )
     monitoring = [type(c).__name__ for c in callbacks if getattr(c, "monitor", None)]
