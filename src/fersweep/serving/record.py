@@ -31,7 +31,9 @@ class RecordClassifier(pl.Callback):
         if not self.enabled:
             return
         datamodule = trainer.datamodule
-        net = pl_module.net.cpu().eval()
+        # The default memory layout: MLflow's exported graph warns on loading channels-last
+        # weights (a network that trains in that layout converts its input itself).
+        net = pl_module.net.cpu().eval().to(memory_format=torch.contiguous_format)
         example = datamodule.example_input()
         with torch.no_grad():
             output = net(torch.from_numpy(example)).numpy()
