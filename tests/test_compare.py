@@ -10,6 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from fersweep import EMOTIONS
 from fersweep.config.compose import compose_definition
 from fersweep.config.schemas import Bootstrap
 from fersweep.errors import ConfigError
@@ -21,7 +22,7 @@ from fersweep.evaluation.statistics import (
 )
 from fersweep.tasks.compare import run_comparison
 from fersweep.tasks.compare.arms import ArmSummary, fold_overrides
-from fersweep.tasks.compare.report import summarise
+from fersweep.tasks.compare.report import common_called_rare, summarise
 from fersweep.tasks.train import RunResult
 from tests.conftest import CONFIG_DIR
 
@@ -365,9 +366,20 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_fold_reference
     summary = client.download_artifacts(parent_id, "comparison/summary.json")
     rows = {row["arm"]: row for row in json.loads(Path(summary).read_text())["framing"]}
     assert rows["balanced+face"]["face step"] and not rows["balanced"]["face step"]
+    assert "Each test image put on a larger canvas (face 30%–100%" in framing
+    assert all(0 <= row["common called rare, reframed"] <= 1 for row in rows.values())
 
     # Run again, it trains nothing: every run (references, HOG, framing) is read back the same.
     again, again_id = run_comparison(CONFIG_DIR, [*argv, "compare.reuse.match=any_commit"])
     assert children_of(client, again_id) == {}
     assert "18 of 18 runs were reused" in again
     assert again.split("\n## Runs")[0] == report
+
+
+def test_common_called_rare_is_the_share_of_happy_and_neutral_faces_answered_as_a_rare_one():
+    happiness, neutral, anger = (EMOTIONS.index(e) for e in ("happiness", "neutral", "anger"))
+    truth = np.array([happiness, happiness, neutral, neutral, anger])
+    answers = np.array([happiness, anger, happiness, EMOTIONS.index("fear"), happiness])
+    predictions = SplitPredictions(truth, np.eye(len(EMOTIONS))[answers])
+    # happy as neutral is not rare; the anger image's answer does not count
+    assert common_called_rare(predictions) == pytest.approx(2 / 4)

@@ -10,7 +10,8 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from fersweep.config.compose import build, compose_definition
-from fersweep.config.schemas import BenchDefinition, ComparisonDefinition
+from fersweep.config.schemas import BenchDefinition, ChampionGate, ComparisonDefinition
+from fersweep.tasks.champion import own_model
 from fersweep.tasks.compare.arms import Planned
 from fersweep.tasks.compare.run import plan_arms
 from fersweep.tasks.sweep import Sweep
@@ -64,6 +65,18 @@ def test_every_sweep_definition_composes_and_every_arm_builds(name, tmp_path):
     sweep = Sweep.compose(CONFIG_DIR, [f"sweeps@sweep={name}", f"paths.root_dir={tmp_path}"])
     sweep.check()  # one trial config per arm (and per conditional setting), composed and built
     assert sweep.definition.arms
+
+
+def test_the_champion_must_beat_hog_and_the_fer2013_probe_by_default_and_both_compose(tmp_path):
+    assert set(ChampionGate().references) == {"hog_svm", "fer_probe"}
+    sweep = Sweep.compose(CONFIG_DIR, ["sweeps@sweep=default", f"paths.root_dir={tmp_path}"])
+    gate = sweep.definition.gate
+    assert gate.references == ChampionGate().references and gate.folds == 5
+    base = [*sweep.definition.base, f"paths.root_dir={tmp_path}"]
+    for name, overrides in gate.references.items():
+        reference = Planned(name, [*own_model(base, overrides), *overrides], [[]])
+        ((_, cfg),) = reference.configs(CONFIG_DIR, [1]).values()
+        assert cfg.model._target_.rsplit(".", 1)[1] in {"HogLinearSVC", "FerProbe"}
 
 
 @pytest.mark.parametrize("name", definitions("comparisons"))

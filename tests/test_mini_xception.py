@@ -115,6 +115,19 @@ def test_the_first_k_stages_freeze_and_unfreeze_at_epoch_thaws_them():
     assert all(p.requires_grad for p in net.parameters())
 
 
+def test_a_thaw_may_keep_the_full_resolution_stages_frozen():
+    net = network(freeze="backbone", unfreeze_at_epoch=2, frozen_after_thaw=2)
+    assert not any(p.requires_grad for p in net.blocks[1:].parameters())
+    net.on_epoch(2)
+    assert all(p.requires_grad for p in [*net.blocks[1:].parameters(), *net.head.parameters()])
+    assert not any(p.requires_grad for p in [*net.stem.parameters(), *net.blocks[0].parameters()])
+    assert all(not m.training for m in net.stem.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with pytest.raises(ConfigError, match="frozen_after_thaw=3 freezes more than"):
+        network(freeze=2, frozen_after_thaw=3)
+    with pytest.raises(ConfigError, match="model.net.frozen_after_thaw='some'"):
+        network(freeze="backbone", frozen_after_thaw="some")
+
+
 def test_the_backbone_and_the_head_get_their_own_learning_rates(compose):
     module = build(compose(*FINETUNE).model)
     optimizer = module.configure_optimizers()

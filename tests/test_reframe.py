@@ -1,12 +1,12 @@
-"""The framing check's pictures: a face image placed into a larger picture, the same way every
-time for the same image, within the configured share, background and colour."""
+"""The framing check's pictures: a face image placed into a larger picture, or cut tighter, the
+same way every time for the same image, within the configured share, background and colour."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fersweep.data.reframe import Reframing
+from fersweep.data.reframe import Reframing, Tightening
 from fersweep.errors import ConfigError
 
 
@@ -74,3 +74,44 @@ def test_the_reframed_picture_is_a_jpeg_file():
 def test_bad_reframing_settings_fail_naming_the_key(changes, key):
     with pytest.raises(ConfigError, match=key):
         reframing(**changes)
+
+
+def tightening(**changes) -> Tightening:
+    return Tightening(**{**dict(seed=0, crop_fraction=(0.7, 0.9), shift=0.05), **changes})
+
+
+def test_the_other_direction_cuts_the_face_tighter_off_centre_and_resizes_it_back():
+    """A ramp image: the cut's corners show which square was kept, and its scale how tight."""
+    rows, cols = np.mgrid[0:200, 0:200]
+    ramp = (cols + 1000 * rows).astype(np.float64)  # each pixel's position, readable back
+    sides, centres = [], []
+    for number in range(40):
+        cut = tightening().apply(ramp, f"{number}.jpg")
+        assert cut.shape == ramp.shape
+        left, top = cut[0, 0] % 1000, cut[0, 0] // 1000
+        right = cut[0, -1] % 1000
+        sides.append((right - left + 1) / 200)
+        centres.append((left + right) / 2 - 99.5)
+        assert 0 <= left and right <= 199 and 0 <= top
+    assert 0.68 <= min(sides) and max(sides) <= 0.91 and np.ptp(sides) > 0.1
+    assert max(abs(c) for c in centres) <= 0.05 * 200 + 1 and np.ptp(centres) > 2
+    assert np.array_equal(tightening().apply(ramp, "a.jpg"), tightening().apply(ramp, "a.jpg"))
+
+
+def test_the_tighter_cut_keeps_a_grey_image_grey_and_is_saved_as_jpeg():
+    cut = tightening().encoded(face_image(), "a.jpg")
+    assert cut[:2] == b"\xff\xd8"  # a JPEG file's first bytes
+
+
+@pytest.mark.parametrize(
+    "changes, key",
+    [({"crop_fraction": (0.9, 0.7)}, "reframe.crop_fraction"), ({"shift": 0.6}, "reframe.shift")],
+)
+def test_bad_tightening_settings_are_refused_naming_the_key(changes, key):
+    with pytest.raises(ConfigError, match=key):
+        tightening(**changes)
+
+
+def test_each_direction_says_in_a_sentence_what_it_did():
+    assert "larger canvas (face 30%–100%" in reframing().describe()
+    assert "a square 70%–90% of its shorter side, off-centre by up to 5%" in tightening().describe()

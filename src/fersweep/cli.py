@@ -67,8 +67,11 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--log", action="store_true", help="record it as an MLflow run")
     evaluate.add_argument(
         "--reframe",
-        action="store_true",
-        help="also score the images placed into larger pictures (conf/reframe/default.yaml)",
+        nargs="?",
+        const="default",
+        choices=["default", "tighter"],
+        help="also score the images reframed: placed into larger pictures (default) or cut "
+        "tighter (tighter); conf/reframe/",
     )
     evaluate.add_argument(
         "--output-dir",

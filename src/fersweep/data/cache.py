@@ -9,7 +9,7 @@ import os
 import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -149,7 +149,7 @@ def _image_set(
     return ImageSet(
         np.stack([p.array for p in prepared]),
         list(records),
-        np.array([astuple(p.box) for p in prepared], dtype=np.int32),
+        np.array([p.box.xywh for p in prepared], dtype=np.int32),
         np.array([p.angle for p in prepared], dtype=np.float32),
         np.array([p.outcome for p in prepared], dtype=str),
     )

@@ -21,7 +21,7 @@ from fersweep.data.dataset import MEMORY_SHARE, EmotionImages, available_memory,
 from fersweep.data.folder import read_folder
 from fersweep.data.legend import DataReport, Record, read_legend
 from fersweep.data.preprocess import FACE, Preprocessor, read_file
-from fersweep.data.reframe import Reframing
+from fersweep.data.reframe import Framing
 from fersweep.data.source import IMAGES_DIR, LEGEND_NAME, resolve_data_root
 from fersweep.data.split import SPLITS, check_folds, check_settings, split_assignments
 from fersweep.errors import ConfigError, DataError
@@ -60,7 +60,7 @@ class EmotionDataModule(pl.LightningDataModule):
         cache_dir: str | None,
         balancing: Balancing,
         evaluate_on: str,
-        reframe: Reframing | None,
+        reframe: Framing | None,
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:

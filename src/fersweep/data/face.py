@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,14 +22,23 @@ from fersweep.errors import ConfigError
 CASCADE_WINDOW = 24  # the frontal-face cascades' own window, in pixels
 
 
+Point = tuple[float, float]
+
+
 @dataclass(frozen=True)
 class Box:
-    """A face's box in the picture's own pixels."""
+    """A face's box in the picture's own pixels, and its eyes' centres (the picture's left one
+    first) where the detector gives them."""
 
     x: int
     y: int
     width: int
     height: int
+    eyes: tuple[Point, Point] | None = None
+
+    @property
+    def xywh(self) -> tuple[int, int, int, int]:
+        return self.x, self.y, self.width, self.height
 
     @property
     def side(self) -> int:
@@ -39,7 +49,8 @@ class Box:
         return self.x + self.width / 2, self.y + self.height / 2
 
     def moved(self, dx: int, dy: int) -> Box:
-        return Box(self.x + dx, self.y + dy, self.width, self.height)
+        eyes = None if self.eyes is None else tuple((x + dx, y + dy) for x, y in self.eyes)
+        return Box(self.x + dx, self.y + dy, self.width, self.height, eyes)
 
     def overlap(self, other: Box) -> float:
         """Intersection over union of the two boxes."""
@@ -89,6 +100,35 @@ def _downscaled(grey: np.ndarray, longest: int) -> tuple[np.ndarray, float]:
 
 
 @dataclass(frozen=True)
+class DetectionCopy:
+    """The copy a detector looks at: the picture at most `side` pixels on its longer side,
+    border included, the border a black `pad` times the copy's longer side all round. Boxes
+    found on it map back to the picture's own pixels with `box`."""
+
+    image: np.ndarray
+    scale: float
+    border: int
+
+    @classmethod
+    def of(cls, grey: np.ndarray, side: int, pad: float) -> DetectionCopy:
+        small, scale = _downscaled(grey, round(side / (1 + 2 * pad)))
+        border = round(pad * max(small.shape))
+        if border:
+            small = cv2.copyMakeBorder(small, *[border] * 4, cv2.BORDER_CONSTANT, value=0)
+        return cls(small, scale, border)
+
+    def point(self, x: float, y: float) -> Point:
+        return (x - self.border) / self.scale, (y - self.border) / self.scale
+
+    def box(
+        self, x: float, y: float, w: float, h: float, eyes: Sequence[Point] | None = None
+    ) -> Box:
+        left, top = self.point(x, y)
+        pair = None if eyes is None else tuple(self.point(float(ex), float(ey)) for ex, ey in eyes)
+        return Box(round(left), round(top), round(w / self.scale), round(h / self.scale), pair)
+
+
+@dataclass(frozen=True)
 class HaarCascade:
     """OpenCV's bundled Haar cascade. Faces are looked for on a copy at most `detect_side`
     pixels on its longer side (the cascade's cost grows with the pixel count), and the boxes
@@ -134,23 +174,15 @@ class HaarCascade:
         return round(side / (1 + 2 * self.pad))
 
     def _detect(self, grey: np.ndarray, side: int) -> list[Box]:
-        small, scale = _downscaled(grey, self._content(side))
-        border = round(self.pad * max(small.shape))
-        if border:
-            small = cv2.copyMakeBorder(small, *[border] * 4, cv2.BORDER_CONSTANT, value=0)
+        copy = DetectionCopy.of(grey, side, self.pad)
         found = cascade(self.cascade).detectMultiScale(
-            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors
+            copy.image, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors
         )
-        boxes = [
-            Box(
-                round((x - border) / scale),
-                round((y - border) / scale),
-                round(w / scale),
-                round(h / scale),
-            )
-            for x, y, w, h in found
-        ]
-        return sorted(boxes, key=lambda box: box.width * box.height, reverse=True)
+        return largest_first([copy.box(*box) for box in found])
+
+
+def largest_first(boxes: list[Box]) -> list[Box]:
+    return sorted(boxes, key=lambda box: box.width * box.height, reverse=True)
 
 
 @dataclass(frozen=True)
@@ -164,10 +196,7 @@ class EyeLeveller:
     detect_side: int
 
     def __post_init__(self) -> None:
-        if not 0 < self.max_angle <= 90:
-            raise ConfigError(
-                f"data.preprocess.face.level.max_angle={self.max_angle}: use (0, 90] degrees"
-            )
+        check_max_angle(self.max_angle)
         cascade(self.cascade)
 
     def angle(self, grey: np.ndarray, box: Box) -> float:
@@ -187,7 +216,29 @@ class EyeLeveller:
         return angle if abs(angle) <= self.max_angle else 0.0
 
 
-def eye_angle(left: tuple[float, float], right: tuple[float, float]) -> float:
+@dataclass(frozen=True)
+class LandmarkLeveller:
+    """The angle that makes a face's eyes level, from the eye centres its detector gave
+    (face=mtcnn's landmarks); 0 without them or beyond `max_angle` degrees."""
+
+    max_angle: float
+
+    def __post_init__(self) -> None:
+        check_max_angle(self.max_angle)
+
+    def angle(self, grey: np.ndarray, box: Box) -> float:
+        if box.eyes is None:
+            return 0.0
+        angle = eye_angle(*box.eyes)
+        return angle if abs(angle) <= self.max_angle else 0.0
+
+
+def check_max_angle(max_angle: float) -> None:
+    if not 0 < max_angle <= 90:
+        raise ConfigError(f"data.preprocess.face.level.max_angle={max_angle}: use (0, 90] degrees")
+
+
+def eye_angle(left: Point, right: Point) -> float:
     """Degrees to turn the picture (counter-clockwise as seen) so the two eyes are level."""
     return math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
 
@@ -207,7 +258,7 @@ class FaceStep:
     margin: float
     min_size: int
     max_faces: int
-    level: EyeLeveller | None = None
+    level: EyeLeveller | LandmarkLeveller | None = None
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.margin <= 4:

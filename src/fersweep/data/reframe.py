@@ -1,9 +1,12 @@
-"""The framing check: test images placed into larger pictures, as people photograph faces.
+"""The framing check: test images framed as other pictures frame faces.
 
-Each face image (a tight crop, as the data set holds them) is put on a larger canvas so that it
-takes a random 30-100% of the canvas's height, at a random place, on a textured background,
-often in colour. The randomness is seeded by the configured seed and the image's name, so the
-same image is reframed the same way in every run, arm and model.
+Two directions. `Reframing` (reframe=default): each face image (a tight crop, as the data set
+holds them) is put on a larger canvas so that it takes a random 30-100% of the canvas's height,
+at a random place, on a textured background, often in colour, as people photograph faces.
+`Tightening` (reframe=tighter): the face cut tighter, as other face collections are (eyebrows to
+chin, no hair or ears): a square 70-90% of the image's side, a little off-centre, resized back.
+The randomness is seeded by the configured seed and the image's name, so the same image is
+reframed the same way in every run, arm and model.
 """
 
 from __future__ import annotations
@@ -25,8 +28,78 @@ SKIN_TONES = np.array(
 )
 
 
+class Framing:
+    """What both directions share: a picture per image name, the same for a name and seed,
+    saved as JPEG as a camera or phone would save it."""
+
+    seed: int
+
+    def rng(self, name: str) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+
+    def apply(self, image: np.ndarray, name: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One sentence for reports: what was done to each test image."""
+        raise NotImplementedError
+
+    def reframed_file(self, data: bytes, name: str, max_pixels: int) -> bytes:
+        """An image file's bytes reframed: decoded in colour, reframed, saved as JPEG."""
+        return self.encoded(decode_bytes(data, name, max_pixels, colour=True).image, name)
+
+    def encoded(self, image: np.ndarray, name: str) -> bytes:
+        """The reframed picture as a JPEG file's bytes."""
+        ok, data = cv2.imencode(
+            ".jpg", self.apply(image, name), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
+        if not ok:
+            raise ImageError(f"{name}: OpenCV could not encode its reframed picture")
+        return data.tobytes()
+
+
 @dataclass(frozen=True)
-class Reframing:
+class Tightening(Framing):
+    """The face cut tighter: a square `crop_fraction` (low, high) of the image's shorter side,
+    its centre moved off the image's by up to `shift` of that side each way (kept inside the
+    image), resized back to the image's size."""
+
+    seed: int
+    crop_fraction: tuple[float, float]
+    shift: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "crop_fraction", tuple(self.crop_fraction))
+        low, high = self.crop_fraction
+        if not 0 < low <= high <= 1:
+            raise ConfigError(
+                f"reframe.crop_fraction={list(self.crop_fraction)}: need 0 < low <= high <= 1"
+            )
+        if not 0 <= self.shift <= 0.5:
+            raise ConfigError(f"reframe.shift={self.shift}: use 0 to 0.5 (a fraction of the side)")
+
+    def describe(self) -> str:
+        low, high = self.crop_fraction
+        return (
+            f"Each test image cut tighter: a square {low:.0%}–{high:.0%} of its shorter side, "
+            f"off-centre by up to {self.shift:.0%} of it, resized back"
+        )
+
+    def apply(self, image: np.ndarray, name: str) -> np.ndarray:
+        rng = self.rng(name)
+        height, width = image.shape[:2]
+        side = max(1, round(min(height, width) * rng.uniform(*self.crop_fraction)))
+        reach = self.shift * min(height, width)
+        centre_x = width / 2 + rng.uniform(-reach, reach)
+        centre_y = height / 2 + rng.uniform(-reach, reach)
+        left = int(np.clip(round(centre_x - side / 2), 0, width - side))
+        top = int(np.clip(round(centre_y - side / 2), 0, height - side))
+        crop = image[top : top + side, left : left + side]
+        return cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+@dataclass(frozen=True)
+class Reframing(Framing):
     """How test images are reframed: the face's share of the canvas's height (`face_fraction`,
     low and high), the canvas's width/height ratio range (`aspect`), the share of pictures made
     colour (`colour_fraction`: grey faces tinted, backgrounds coloured), and the seed."""
@@ -50,8 +123,13 @@ class Reframing:
         if not 0 <= self.colour_fraction <= 1:
             raise ConfigError(f"reframe.colour_fraction={self.colour_fraction}: use 0 to 1")
 
-    def rng(self, name: str) -> np.random.Generator:
-        return np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+    def describe(self) -> str:
+        low, high = self.face_fraction
+        return (
+            f"Each test image put on a larger canvas (face {low:.0%}–{high:.0%} of its height, "
+            "anywhere in it, on a textured background, "
+            f"{self.colour_fraction:.0%} of them in colour)"
+        )
 
     def apply(self, image: np.ndarray, name: str) -> np.ndarray:
         """`image` (grey or BGR uint8) placed into a larger BGR picture; the same for a name."""
@@ -73,19 +151,6 @@ class Reframing:
         left = rng.integers(0, canvas_w - width + 1)
         canvas[top : top + height, left : left + width] = face
         return canvas, (int(left), int(top))
-
-    def reframed_file(self, data: bytes, name: str, max_pixels: int) -> bytes:
-        """An image file's bytes reframed: decoded in colour, placed, saved as JPEG."""
-        return self.encoded(decode_bytes(data, name, max_pixels, colour=True).image, name)
-
-    def encoded(self, image: np.ndarray, name: str) -> bytes:
-        """The reframed picture as a JPEG file's bytes, as a camera or phone would save it."""
-        ok, data = cv2.imencode(
-            ".jpg", self.apply(image, name), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
-        )
-        if not ok:
-            raise ImageError(f"{name}: OpenCV could not encode its reframed picture")
-        return data.tobytes()
 
 
 def looks_grey(image: np.ndarray) -> bool:

@@ -95,7 +95,10 @@ class MiniXception(nn.Module):
     (everything but the head) or a number k (the stem and the first k-1 residual blocks); frozen
     batch-norm layers keep their running statistics (eval mode) while the rest trains.
     `backbone_lr`: the backbone's learning rate (the optimizer's for the head), or null for one
-    rate. `unfreeze_at_epoch`: from that epoch on, nothing is frozen (null: never).
+    rate. `unfreeze_at_epoch`: from that epoch on, only the first `frozen_after_thaw` stages
+    stay frozen (`none`: nothing; a number as for `freeze`), null: never thaw. Keeping the stem
+    and first block frozen (2) makes a training step about 2.5x cheaper on a CPU: they are the
+    layers at full resolution.
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class MiniXception(nn.Module):
         backbone_lr: float | None,
         unfreeze_at_epoch: int | None,
         dropout: float,
+        frozen_after_thaw: str | int = "none",
     ) -> None:
         super().__init__()
         check_settings(in_channels, image_size, pretrained, head, freeze, dropout)
@@ -130,6 +134,12 @@ class MiniXception(nn.Module):
         )
         self.input_shape = (INPUT_CHANNELS, INPUT_SIZE, INPUT_SIZE)
         self.backbone_lr, self.unfreeze_at_epoch = backbone_lr, unfreeze_at_epoch
+        self.after_thaw = frozen_stages(frozen_after_thaw, "model.net.frozen_after_thaw")
+        if self.after_thaw > frozen_stages(freeze):
+            raise ConfigError(
+                f"model.net.frozen_after_thaw={frozen_after_thaw!r} freezes more than "
+                f"model.net.freeze={freeze!r}: the thaw only unfreezes"
+            )
         if pretrained == "fer2013":
             load_fer2013(self, checked(weights), init_head_from_fer)
         self.frozen = self.stages()[: frozen_stages(freeze)]
@@ -186,9 +196,11 @@ class MiniXception(nn.Module):
         ]
 
     def on_epoch(self, epoch: int) -> None:
-        """Thaw everything from `unfreeze_at_epoch` on."""
-        if self.unfreeze_at_epoch is not None and epoch >= self.unfreeze_at_epoch and self.frozen:
-            self.set_frozen([])
+        """Thaw all but the first `frozen_after_thaw` stages from `unfreeze_at_epoch` on."""
+        thawed = self.stages()[: self.after_thaw]
+        if self.unfreeze_at_epoch is not None and epoch >= self.unfreeze_at_epoch:
+            if len(self.frozen) != len(thawed):
+                self.set_frozen(thawed)
 
 
 def check_settings(
@@ -215,7 +227,7 @@ def check_settings(
         raise ConfigError(f"model.net.dropout={dropout}: must be in [0, 1)")
 
 
-def frozen_stages(freeze: str | int) -> int:
+def frozen_stages(freeze: str | int, key: str = "model.net.freeze") -> int:
     """How many of the five stages (stem, four blocks) stay frozen."""
     stages = 1 + len(BLOCK_CHANNELS)
     if freeze == "none":
@@ -224,7 +236,7 @@ def frozen_stages(freeze: str | int) -> int:
         return stages
     if isinstance(freeze, int) and not isinstance(freeze, bool) and 0 <= freeze <= stages:
         return freeze
-    raise ConfigError(f"model.net.freeze={freeze!r}: use none, backbone or 0 to {stages}")
+    raise ConfigError(f"{key}={freeze!r}: use none, backbone or 0 to {stages}")
 
 
 # --- reading the Keras file -------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pandas as pd
 from fersweep import EMOTIONS
 from fersweep.data.decode import decode_bytes
 from fersweep.data.legend import IMAGE_SUFFIXES, DataReport, Record
-from fersweep.data.reframe import Reframing
+from fersweep.data.reframe import Framing
 from fersweep.errors import DataError, ImageError
 from fersweep.evaluation.metrics import Evaluation, evaluate
 from fersweep.serving.pyfunc import BOX_COLUMNS, IMAGE_COLUMN, NAME_COLUMN, NoUsableImage
@@ -157,7 +157,7 @@ def evaluate_folder(
     root: Path,
     records: Sequence[Record],
     report: DataReport,
-    reframe: Reframing | None = None,
+    reframe: Framing | None = None,
 ) -> FolderEvaluation:
     """The training report for a `root/<emotion>/*.jpg` folder (read by `read_folder`), over
     the emotions it holds; with `reframe`, also for the same images reframed. Each image is

@@ -8,7 +8,6 @@ serving process loads only this module, the preprocessing and the network.
 from __future__ import annotations
 
 import base64
-from dataclasses import astuple
 from typing import Any
 
 import mlflow
@@ -111,7 +110,7 @@ def face_table(rows: list[tuple[int, int, Prepared]], probabilities: np.ndarray)
     usable = ~np.isnan(probabilities).any(axis=1)
     best = np.where(usable, np.nan_to_num(probabilities).argmax(axis=1), 0)
     table = pd.DataFrame(
-        [(row, number, *astuple(face.box)) for row, number, face in rows],
+        [(row, number, *face.box.xywh) for row, number, face in rows],
         columns=[IMAGE_COLUMN, "face", *BOX_COLUMNS],
     )
     table["emotion"] = [EMOTIONS[i] if ok else "" for i, ok in zip(best, usable)]

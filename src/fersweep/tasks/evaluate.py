@@ -9,7 +9,7 @@ from pathlib import Path
 from fersweep.config.compose import build, compose_config
 from fersweep.data.folder import read_folder
 from fersweep.data.preprocess import FACE_STEPS
-from fersweep.data.reframe import Reframing
+from fersweep.data.reframe import Framing
 from fersweep.data.report import show_data_report
 from fersweep.evaluation.console import show_evaluation, show_framing
 from fersweep.evaluation.figures import confusion_figure
@@ -26,12 +26,12 @@ def evaluate(
     model_uri: str,
     tracking_uri: str,
     config_dir: str,
-    reframe: bool,
+    reframe: str | None,
     output: Path,
     log: bool,
 ) -> int:
     records, report = read_folder(folder)  # a bad folder fails before the model loads
-    reframing = framing_check(config_dir) if reframe else None
+    reframing = framing_check(config_dir, reframe) if reframe else None
     model = load_classifier(model_uri, tracking_uri)
     result = evaluate_folder(model, folder, records, report, reframing)
     show(result, str(folder))
@@ -41,9 +41,9 @@ def evaluate(
     return 0
 
 
-def framing_check(config_dir: str) -> Reframing:
-    """The framing check's settings, from the project's conf/reframe/default.yaml."""
-    return build(compose_config(config_dir, ["reframe=default"]).data.reframe)
+def framing_check(config_dir: str, option: str = "default") -> Framing:
+    """The framing check's settings, from the project's conf/reframe/<option>.yaml."""
+    return build(compose_config(config_dir, [f"reframe={option}"]).data.reframe)
 
 
 def show(result: FolderEvaluation, folder: str) -> None:

@@ -51,7 +51,8 @@ def run_comparison(config_dir: Path, argv: Sequence[str] = ()) -> tuple[str, str
         parent_id = parent.info.run_id
         done = {arm.name: arm.run(configs[arm.name], parent_id, earlier) for arm in plan}
         artifacts.log_dict(run_index(done), "comparison/runs.json")
-        report, summary, figures = report_of(definition, done, cfg.seed)
+        framing = build(cfg.data.reframe).describe() if cfg.data.get("reframe") else ""
+        report, summary, figures = report_of(definition, done, cfg.seed, framing)
         artifacts.log_comparison(report, summary.as_dict(), summary.metrics(), figures)
         path = write_report(report, summary, Path(cfg.paths.output_dir) / "compare" / parent_id)
     show_markdown(report)
@@ -94,8 +95,14 @@ def compose_plan(
     return configs
 
 
-def report_of(definition: ComparisonDefinition, done: Mapping[str, ArmSummary], seed: int):
-    """The report, its summary and figures from the arms that finished."""
+def report_of(
+    definition: ComparisonDefinition,
+    done: Mapping[str, ArmSummary],
+    seed: int,
+    framing_description: str = "",
+):
+    """The report, its summary and figures from the arms that finished; the framing check's
+    section says what was done to the test images (`framing_description`)."""
     arms = usable({name: done[name] for name in definition.arms}, baseline=True)
     references = usable({name: done[name] for name in definition.references})
     report, summary, figures = summarise(arms, references, definition.bootstrap, seed)
@@ -103,7 +110,7 @@ def report_of(definition: ComparisonDefinition, done: Mapping[str, ArmSummary], 
     if framing.reframe:
         framing_arms = usable({name: done[name] for name in framing.arms})
         table = framing_table({**arms, **framing_arms}, definition.bootstrap, seed)
-        report += framing_section(table, framing.tolerance)
+        report += framing_section(table, framing.tolerance, framing_description)
         summary.framing = table.to_dict(orient="records")
     return report + runs_section(done), summary, figures
 

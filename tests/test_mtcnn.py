@@ -1,0 +1,92 @@
+"""face=mtcnn: facenet-pytorch's MTCNN, installed without its dependencies, runs with
+fersweep's torch on real faces; its eye landmarks level a turned face; its settings and a
+missing install are refused naming the key or the command."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from fersweep.config.compose import build
+from fersweep.data import mtcnn
+from fersweep.data.face import LandmarkLeveller
+from fersweep.data.mtcnn import Mtcnn
+from fersweep.errors import ConfigError
+from tests.conftest import REAL_DATA
+
+DEFAULTS = dict(detect_side=160, pad=0.25, min_face_size=20, thresholds=[0.6, 0.7, 0.7])
+
+
+@pytest.fixture(scope="module")
+def real_face() -> np.ndarray:
+    return cv2.imread(str(REAL_DATA / "images" / "Aaron_Eckhart_0001.jpg"), cv2.IMREAD_GRAYSCALE)
+
+
+def test_a_real_face_is_found_with_its_eyes_inside_its_box(real_face):
+    (box,) = Mtcnn(**DEFAULTS, min_probability=0.9).detect(real_face)
+    height, width = real_face.shape
+    assert 0.7 * width < box.side < 1.3 * width  # the data set's faces fill their pictures
+    (left_x, left_y), (right_x, right_y) = box.eyes
+    assert box.x < left_x < right_x < box.x + box.width
+    assert box.y < left_y < box.y + box.height / 2 and box.y < right_y < box.y + box.height / 2
+
+
+def test_its_eye_landmarks_give_the_angle_that_levels_a_turned_face(real_face):
+    detector, level = Mtcnn(**DEFAULTS, min_probability=0.9), LandmarkLeveller(max_angle=30)
+    upright = level.angle(real_face, detector.detect(real_face)[0])
+    centre = (real_face.shape[1] / 2, real_face.shape[0] / 2)
+    turned = cv2.warpAffine(
+        real_face, cv2.getRotationMatrix2D(centre, 15, 1.0), real_face.shape[::-1]
+    )
+    angle = level.angle(turned, detector.detect(turned)[0])
+    assert abs(angle - upright + 15) < 4  # turned 15 degrees counter-clockwise: -15 to undo
+
+
+def test_a_picture_without_a_face_has_no_box_and_unsure_ones_are_dropped(real_face):
+    assert Mtcnn(**DEFAULTS, min_probability=0.9).detect(np.zeros((200, 300), np.uint8)) == []
+    noise = np.random.default_rng(0).integers(0, 256, (240, 240), dtype=np.uint8)
+    assert Mtcnn(**DEFAULTS, min_probability=0.999999).detect(noise) == []
+
+
+def test_each_thread_gets_its_own_network():
+    found = {}
+
+    def remember(name: str) -> None:
+        found[name] = mtcnn.network(20, (0.6, 0.7, 0.7))
+
+    threads = [threading.Thread(target=remember, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found["a"] is not found["b"]
+
+
+def test_face_mtcnn_builds_the_step_with_landmark_levelling(compose):
+    prep = build(compose("face=mtcnn").data.preprocess)
+    assert isinstance(prep.face.detector, Mtcnn) and isinstance(prep.face.level, LandmarkLeveller)
+
+
+@pytest.mark.parametrize(
+    "settings, key",
+    [
+        ({"min_face_size": 8}, "detector.min_face_size=8"),
+        ({"detect_side": 30}, "detector.detect_side=30"),
+        ({"pad": 2.0}, "detector.pad=2.0"),
+        ({"thresholds": [0.6, 0.7]}, "detector.thresholds"),
+        ({"min_probability": 1.0}, "detector.min_probability=1.0"),
+    ],
+)
+def test_bad_mtcnn_settings_fail_naming_the_key(settings, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("[", r"\[")):
+        Mtcnn(**{**DEFAULTS, "min_probability": 0.9, **settings})
+
+
+def test_without_facenet_pytorch_the_step_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # import fails as if missing
+    with pytest.raises(ConfigError, match=r"face=mtcnn needs facenet-pytorch: run `make install`"):
+        Mtcnn(**{**DEFAULTS, "thresholds": [0.5, 0.6, 0.6]}, min_probability=0.9)
