@@ -68,12 +68,15 @@ def test_every_sweep_definition_composes_and_every_arm_builds(name, tmp_path):
 
 
 def test_the_champion_must_beat_hog_and_the_fer2013_probe_by_default_and_both_compose(tmp_path):
-    assert set(ChampionGate().references) == {"hog_svm", "fer_probe"}
+    assert set(ChampionGate().opponents()) == {"hog_svm", "fer_probe"}
+    assert ChampionGate(references={"hog_svm": ["model=hog_svm"]}).opponents() == {
+        "hog_svm": ["model=hog_svm"]
+    }  # a definition's own list is the whole list
     sweep = Sweep.compose(CONFIG_DIR, ["sweeps@sweep=default", f"paths.root_dir={tmp_path}"])
     gate = sweep.definition.gate
-    assert gate.references == ChampionGate().references and gate.folds == 5
+    assert gate.opponents() == ChampionGate().opponents() and gate.folds == 5
     base = [*sweep.definition.base, f"paths.root_dir={tmp_path}"]
-    for name, overrides in gate.references.items():
+    for name, overrides in gate.opponents().items():
         reference = Planned(name, [*own_model(base, overrides), *overrides], [[]])
         ((_, cfg),) = reference.configs(CONFIG_DIR, [1]).values()
         assert cfg.model._target_.rsplit(".", 1)[1] in {"HogLinearSVC", "FerProbe"}

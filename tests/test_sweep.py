@@ -137,6 +137,16 @@ def test_the_best_trials_are_tested_registered_and_the_champion_must_pass_the_ga
     assert "champion_gate/report.md" in {
         f.path for f in client.list_artifacts(version.run_id, "champion_gate")
     }
+    # Beside its score, the candidate's test folds scored reframed (nothing more trained).
+    gate_report = Path(client.download_artifacts(version.run_id, "champion_gate/report.md"))
+    framing = gate_report.read_text().split("## Framing")[1]
+    assert "| candidate " in framing and "larger canvas" in framing
+    reframed = {
+        r.info.run_name.split("-")[0]
+        for r in gate_runs
+        if "test_reframed/macro_f1" in r.data.metrics
+    }
+    assert reframed == {"candidate"}
     if candidate["moved"]:
         champion = client.get_model_version_by_alias("fersweep-emotion", "champion")
         assert champion.version == candidate["version"]

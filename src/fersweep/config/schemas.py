@@ -167,14 +167,25 @@ class ChampionGate:
     `folds` identity-disjoint folds beside the current champion's config and each reference
     (overrides on top of the sweep's base), it must beat every one on pooled macro F1 with a
     bootstrap interval (over people) above zero. `folds: null` turns the gate off: the alias
-    then goes to the best trial by validation, as before."""
+    then goes to the best trial by validation, as before. `reframe`: the candidate's folds
+    also scored on reframed pictures, for the report."""
 
     folds: int | None = 5
-    references: dict[str, list[str]] = field(default_factory=lambda: dict(GATE_REFERENCES))
+    # null: GATE_REFERENCES. (A default dict would be merged with a definition's, which could
+    # then add references but never leave one out.)
+    references: dict[str, list[str]] | None = None
+    # The candidate's test folds also scored reframed (a conf/reframe option; null: not), shown
+    # beside its score as they are: scoring only, nothing more is trained, nothing is judged.
+    reframe: str | None = "default"
 
     def __post_init__(self) -> None:
         if self.folds is not None and self.folds < 2:
             raise ConfigError(f"sweep.gate.folds={self.folds}: use 2 or more, or null for no gate")
+
+    def opponents(self) -> dict[str, list[str]]:
+        """The references to beat: the definition's, or GATE_REFERENCES when it names none."""
+        chosen = GATE_REFERENCES if self.references is None else self.references
+        return {name: list(overrides) for name, overrides in chosen.items()}
 
 
 @dataclass

@@ -10,11 +10,18 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from fersweep.config.compose import build
 from fersweep.config.schemas import Bootstrap, ChampionGate, Reuse, ReuseMatch
+from fersweep.config.schemas import Framing as FramingCheck
 from fersweep.errors import ConfigError
 from fersweep.evaluation.console import show_markdown
 from fersweep.tasks.compare.arms import EarlierRuns, Planned, fold_overrides
-from fersweep.tasks.compare.report import ComparisonSummary, summarise
+from fersweep.tasks.compare.report import (
+    ComparisonSummary,
+    framing_section,
+    framing_table,
+    summarise,
+)
 from fersweep.tracking import artifacts, registry
 
 CANDIDATE = "candidate"
@@ -68,13 +75,14 @@ def run_gate(
     """Train the candidate, the current champion (its overrides, if there is one) and each
     reference on every fold, nested under `parent_run_id`, and judge."""
     opponents = {CHAMPION: current} if current is not None else {}
-    opponents.update({name: [*own_model(base, o), *o] for name, o in gate.references.items()})
+    opponents.update({name: [*own_model(base, o), *o] for name, o in gate.opponents().items()})
     if not opponents:
         return Verdict(True, ["no current champion and no reference to beat"])
     parts = fold_overrides(gate.folds)
+    framed = [*candidate, f"reframe={gate.reframe}"] if gate.reframe else candidate
     planned = [
         Planned(name, overrides, parts, {"kind": "gate"})
-        for name, overrides in {CANDIDATE: candidate, **opponents}.items()
+        for name, overrides in {CANDIDATE: framed, **opponents}.items()
     ]
     configs = {}
     for arm in planned:
@@ -90,7 +98,17 @@ def run_gate(
     report, summary, figures = summarise(arms, {}, bootstrap, seed)
     for figure in figures.values():  # the report and summary are the evidence kept
         plt.close(figure)
+    if gate.reframe:
+        table = framing_table({CANDIDATE: arms[CANDIDATE]}, bootstrap, seed)
+        (_, candidate_cfg), *_ = configs[CANDIDATE].values()
+        report += framing_section(table, FramingCheck().tolerance, describe(candidate_cfg))
+        summary.framing = table.to_dict(orient="records")
     return verdict(summary, report)
+
+
+def describe(cfg) -> str:
+    """What the framing check did to the test images, in a sentence."""
+    return build(cfg.data.reframe).describe()
 
 
 def own_model(base: list[str], overrides: list[str]) -> list[str]:
