@@ -10,6 +10,7 @@ import sys
 import lightning.pytorch as pl
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -29,6 +30,7 @@ from tests.conftest import (
 @pytest.fixture(scope="module")
 def finished_run(module_workspace):
     _, overrides = module_workspace
+    overrides = [*overrides, "tracking.system_metrics_seconds=1"]  # a tiny run lasts seconds
     cfg = compose_config(CONFIG_DIR, overrides)
     results = train(cfg, overrides=overrides).metrics
     mlflow.set_tracking_uri(cfg.tracking.tracking_uri)
@@ -55,6 +57,28 @@ def test_the_run_holds_config_metrics_per_epoch_and_test_scores(finished_run):
         assert run.data.metrics[f"test/{metric}"] == pytest.approx(results[f"test/{metric}"])
     assert 0 <= results["test/macro_f1"] <= 1
     assert run.data.tags["data_fingerprint"] and "git_commit" in run.data.tags
+
+
+def test_the_run_records_its_machine_load_and_what_it_was_trained_validated_and_tested_on(
+    finished_run,
+):
+    _, run, client, _ = finished_run
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(
+        run.data.metrics
+    )
+    inputs = {}  # by what the split was used for
+    for given in run.inputs.dataset_inputs:
+        tags = {tag.key: tag.value for tag in given.tags}
+        inputs[tags["mlflow.data.context"]] = (given.dataset, tags)
+    assert set(inputs) == {"training", "validation", "test"}
+    split = client.download_artifacts(run.info.run_id, "data/split.csv")
+    counts = pd.read_csv(split)["split"].value_counts()
+    for context, split_name in (("training", "train"), ("validation", "val"), ("test", "test")):
+        dataset, tags = inputs[context]
+        assert tags["data_fingerprint"] == run.data.tags["data_fingerprint"]
+        assert int(tags["images"]) == counts[split_name]
+        assert dataset.name.endswith(f"-{split_name}") and dataset.digest
+    assert len({dataset.digest for dataset, _ in inputs.values()}) == 3
 
 
 def test_the_run_holds_reports_confusion_matrices_split_and_data_report(finished_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import time
@@ -15,7 +16,7 @@ from mlflow.entities import Run
 from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 
-from fersweep.errors import FersweepError
+from fersweep.errors import ConfigError, FersweepError
 
 CLASSIFIER_NAME = "classifier"  # the raw-image pyfunc that the registry and `fersweep` use
 
@@ -25,10 +26,21 @@ class Tracker:
     otherwise. Through a tracking server (`http(s)://`), the server keeps the artifacts too."""
 
     def __init__(
-        self, tracking_uri: str, artifact_root: str, experiment: str, log_model: bool
+        self,
+        tracking_uri: str,
+        artifact_root: str,
+        experiment: str,
+        log_model: bool,
+        system_metrics: bool = False,
+        system_metrics_seconds: float = 10.0,
     ) -> None:
         self.tracking_uri, self.artifact_root = tracking_uri, artifact_root
         self.experiment, self.log_model = experiment, log_model
+        if system_metrics_seconds <= 0:
+            raise ConfigError(
+                f"tracking.system_metrics_seconds={system_metrics_seconds}: must be positive"
+            )
+        self.system_metrics, self.system_metrics_seconds = system_metrics, system_metrics_seconds
 
     @property
     def through_server(self) -> bool:
@@ -46,6 +58,11 @@ class Tracker:
                 "(MLFLOW_TRACKING_URI): start it with `make tracking-server` or fix the URL"
             )
         mlflow.set_tracking_uri(self.tracking_uri)
+        if self.system_metrics:
+            mlflow.set_system_metrics_sampling_interval(self.system_metrics_seconds)
+            mlflow.set_system_metrics_samples_before_logging(1)
+            # one INFO line per run on start and stop is noise in a sweep's output
+            logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
         found = mlflow.get_experiment_by_name(self.experiment)
         if found is not None:
             return found.experiment_id
@@ -102,6 +119,7 @@ class Tracker:
             parent_run_id=parent_run_id,
             nested=mlflow.active_run() is not None,
             tags={"git_commit": git_commit(), **(tags or {})},
+            log_system_metrics=self.system_metrics,
         )
         try:
             yield active
