@@ -169,3 +169,10 @@ def new_postgres_database() -> Iterator[Callable[[], str]]:
 @pytest.fixture
 def postgres_database(new_postgres_database) -> str:
     return new_postgres_database()
+
+
+@pytest.fixture
+def sweep_overrides(tmp_path, tiny_run_overrides, monkeypatch) -> list[str]:
+    """A sweep's extra overrides: its own folder, the tiny data set."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return [f"paths.root_dir={tmp_path}", *tiny_run_overrides]

@@ -4,6 +4,7 @@ nesting, the champion, and two workers sharing one study on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from fersweep.evaluation.statistics import Difference
 from fersweep.tasks.champion import own_model, verdict
 from fersweep.tasks.compare.report import ComparisonSummary
 from fersweep.tasks.sweep import PARENT_RUN_ATTR, SWEEP_RUN_ATTR, Sweep, run_sweep
+from fersweep.tasks.sweep.study import ensure_parent_runs
+from fersweep.tasks.sweep.warm import ENQUEUED_ATTR, warm_start
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT
 
 TINY = PROJECT_ROOT / "sweeps" / "tiny.yaml"
@@ -37,12 +40,6 @@ def definition(tmp_path: Path, **changes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(spec))
     return path
-
-
-@pytest.fixture
-def sweep_overrides(tmp_path, tiny_run_overrides, monkeypatch) -> list[str]:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return [f"paths.root_dir={tmp_path}", *tiny_run_overrides]
 
 
 def sweep_arguments(path: Path, overrides: list[str], **own) -> list[str]:
@@ -318,3 +315,30 @@ def test_the_default_sweep_searches_each_losss_own_parameter_beside_the_loss(swe
     # smoothing goes with every loss (the prior-adjusted ones smooth toward their prior)
     assert not space["loss.label_smoothing"].when
     sweep.check()  # every loss and its parameter compose and build
+
+
+def test_a_new_sweep_starts_from_the_current_champions_settings(finished_sweep, tmp_path):
+    sweep, outcome = finished_sweep
+    spec = yaml.safe_load(TINY.read_text())
+    path = tmp_path / "definitions" / "sweeps" / "next_tiny.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump({**spec, "name": "next-tiny"}))  # new studies, same store
+    following = make_sweep(path, sweep.overrides)
+    ensure_parent_runs(following)
+    warm_start(following)
+    queued = {
+        arm: following.open_study(arm).get_trials(states=(TrialState.WAITING,))
+        for arm in following.definition.arms
+    }
+    if outcome["champion"]["moved"]:
+        champion_run = client_for(sweep).get_run(
+            client_for(sweep).get_model_version_by_alias("fersweep-emotion", "champion").run_id
+        )
+        filters = re.search(r"model.net.filters=(\d+)", champion_run.data.tags["overrides"])
+        for trials in queued.values():
+            (first,) = trials
+            assert first.user_attrs[ENQUEUED_ATTR] == "champion of fersweep-emotion"
+            fixed = first.system_attrs["fixed_params"]  # Optuna's, until a worker asks for it
+            assert fixed["model.net.filters"] == int(filters.group(1))
+    else:
+        assert not any(queued.values())  # no champion, nothing to start from

@@ -189,6 +189,31 @@ class ChampionGate:
 
 
 @dataclass
+class WarmStart:
+    """Trials run first, before the sampler proposes any, in a new study: `enqueue`, known-good
+    settings (search-space keys and values; keys outside an arm's space are left out there),
+    then with `champion` the current champion's settings where they are keys of the arm's
+    space (Optuna's enqueue_trial)."""
+
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
+    champion: bool = True
+
+
+@dataclass
+class StopWhenStalled:
+    """An arm starts no more trials once its last `trials` finished trials brought no better
+    value than the best before them (null: never); its MLflow run is tagged with why."""
+
+    trials: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.trials is not None and self.trials < 1:
+            raise ConfigError(
+                f"sweep.stop_when_stalled.trials={self.trials}: use 1 or more, or null for never"
+            )
+
+
+@dataclass
 class SweepDefinition:
     """A `sweeps/*.yaml` sweep: sweeps/default.yaml explains every key."""
 
@@ -212,6 +237,8 @@ class SweepDefinition:
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
     registered_model: str = "fersweep-emotion"
     gate: ChampionGate = field(default_factory=ChampionGate)
+    warm_start: WarmStart = field(default_factory=WarmStart)
+    stop_when_stalled: StopWhenStalled = field(default_factory=StopWhenStalled)
 
     def __post_init__(self) -> None:
         if self.trials is None and self.timeout_minutes is None:
@@ -233,11 +260,22 @@ class SweepDefinition:
             raise ConfigError("sweep.arms: name at least one arm")
         for arm in self.arms:
             check_space(self.arm_space(arm))
+        self._check_enqueued()
         if self.storage and "://" not in self.storage:
             raise ConfigError(
                 f"sweep.storage={self.storage!r}: expected a SQLAlchemy URL such as "
                 "sqlite:///mlruns/optuna.db or postgresql://user@host:5432/db"
             )
+
+    def _check_enqueued(self) -> None:
+        known = {key for arm in self.arms for key in self.arm_space(arm)}
+        for number, settings in enumerate(self.warm_start.enqueue):
+            unknown = sorted(set(settings) - known)
+            if unknown:
+                raise ConfigError(
+                    f"sweep.warm_start.enqueue[{number}]: {unknown} are not search-space keys "
+                    f"of any arm ({sorted(known)})"
+                )
 
     def arm_space(self, arm: str) -> dict[str, SearchParam]:
         """The shared search space and the arm's own."""

@@ -159,6 +159,11 @@ class Tracker:
     def end_detached_run(self, run_id: str, status: str) -> None:
         mlflow.MlflowClient().set_terminated(run_id, status)
 
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        client = mlflow.MlflowClient()
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+
     def fail_detached_run(self, run_id: str, reason: str) -> None:
         client = mlflow.MlflowClient()
         client.set_tag(run_id, "state", "failed")

@@ -5,7 +5,7 @@ values, so any trial can be re-run as `python train.py <its overrides>` (kept in
 
 `study`: the definition bound to the configs; `trials`: the workers; `finish`: retraining, the
 registry and the gate; `storage`: where studies live and how workers take turns; `report`: a
-study's tables and plots in MLflow."""
+study's tables and plots in MLflow; `warm`: the first trials enqueued, and stopping a stalled arm."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 from fersweep.tasks.sweep.finish import finish_once
 from fersweep.tasks.sweep.study import PARENT_RUN_ATTR, SWEEP_RUN_ATTR, Sweep, ensure_parent_runs
 from fersweep.tasks.sweep.trials import run_worker_processes, work
+from fersweep.tasks.sweep.warm import warm_start
 
 
 def run_sweep(sweep: Sweep) -> dict[str, Any]:
@@ -21,6 +22,7 @@ def run_sweep(sweep: Sweep) -> dict[str, Any]:
     on the test split, the champion registered, and the arms compared."""
     sweep.check()
     sweep_run_id = ensure_parent_runs(sweep)
+    warm_start(sweep)
     if sweep.definition.workers == 1:
         work(sweep, worker=0)
     else:

@@ -26,6 +26,7 @@ from fersweep.errors import TrialTimeout
 from fersweep.evaluation.console import console
 from fersweep.tasks.sweep.storage import counted_trials, heartbeat, storage_lock
 from fersweep.tasks.sweep.study import PARENT_RUN_ATTR, Sweep
+from fersweep.tasks.sweep.warm import stop_if_stalled
 from fersweep.tasks.train import RunPlacement, RunResult, train
 from fersweep.tracking import Tracker
 
@@ -109,6 +110,8 @@ def _next_trial(
             limit = sweep.definition.trials
             out_of_time = deadline is not None and time.time() >= deadline
             within_budget = limit is None or counted_trials(study) < limit
+            if within_budget and not waiting and stop_if_stalled(sweep, study, tracker):
+                within_budget = False
             if waiting or (within_budget and not out_of_time):
                 with warnings.catch_warnings():
                     # fersweep records heartbeats itself (study_storage.heartbeat).
