@@ -111,7 +111,8 @@ def compose_definition(
 def _is_run_override(override: Override, section: str) -> bool:
     """Whether an override changes the training config rather than the definition or Hydra."""
     top = override.key_or_group.split(".")[0]
-    return section not in (top, override.package) and top != "hydra"
+    package = (override.package or "").split(".")[0]
+    return section not in (top, package) and top != "hydra"
 
 
 def as_overrides(values: Mapping[str, Any]) -> list[str]:

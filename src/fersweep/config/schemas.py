@@ -13,6 +13,7 @@ import optuna
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from fersweep.config.launcher import Launcher
 from fersweep.errors import ConfigError
 
 # Optional[...] rather than `X | None`: OmegaConf reads these annotations at run time.
@@ -239,6 +240,7 @@ class SweepDefinition:
     gate: ChampionGate = field(default_factory=ChampionGate)
     warm_start: WarmStart = field(default_factory=WarmStart)
     stop_when_stalled: StopWhenStalled = field(default_factory=StopWhenStalled)
+    launcher: Launcher = field(default_factory=Launcher)
 
     def __post_init__(self) -> None:
         if self.trials is None and self.timeout_minutes is None:
@@ -261,6 +263,8 @@ class SweepDefinition:
         for arm in self.arms:
             check_space(self.arm_space(arm))
         self._check_enqueued()
+        if (problem := self.launcher.shares_machines(self.storage)) is not None:
+            raise ConfigError(problem)
         if self.storage and "://" not in self.storage:
             raise ConfigError(
                 f"sweep.storage={self.storage!r}: expected a SQLAlchemy URL such as "

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import lightning.pytorch as pl
 import optuna
+import submitit
 import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
@@ -56,7 +57,17 @@ def work(sweep: Sweep, worker: int) -> None:
         deadline = _deadline(study, sweep.definition.timeout_minutes)
         while (trial := _next_trial(sweep, study, deadline, tracker)) is not None:
             trial.set_user_attr("worker", worker)
+            if (job := job_id()) is not None:  # which scheduler job ran it
+                trial.set_user_attr("job_id", job)
             _run_trial(sweep, study, arm, trial, tracker)
+
+
+def job_id() -> str | None:
+    """The submitit job (Slurm's, or the local executor's) this process runs as, or None."""
+    try:
+        return str(submitit.JobEnvironment().job_id)
+    except RuntimeError:
+        return None
 
 
 def _share_machine(worker: int, workers: int) -> None:
@@ -200,6 +211,7 @@ def objective(
         "kind": "trial",
         "worker_host": socket.gethostname(),  # which machine and checkout ran it
         "worker_dir": os.getcwd(),
+        **({"job_id": job} if (job := job_id()) is not None else {}),
     }
     placement = RunPlacement(
         parent_run_id=study.user_attrs[PARENT_RUN_ATTR],

@@ -1,0 +1,116 @@
+"""Sweep workers placed by a scheduler through submitit: jobs of its local executor against one
+PostgreSQL study (the trial count exact, job ids on the trials and runs, the finish once), the
+Slurm job scripts asked of a stand-in `sbatch`, and settings that cannot work refused at start."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from fersweep.errors import ConfigError
+from fersweep.tasks.sweep import run_sweep
+from fersweep.tasks.sweep.launch import JOB_IDS_TAG
+from tests.test_sweep import TINY, client_for, definition, make_sweep
+
+STAND_IN_SBATCH = """#!/bin/bash
+# Keeps each job script it is given and answers as sbatch does.
+number=$(( $(ls "{folder}" | wc -l) + 101 ))
+cp "$1" "{folder}/job_$number.sh"
+echo "Submitted batch job $number"
+"""
+
+
+def launched(path: Path, overrides: list[str], launcher: str, **own) -> object:
+    return make_sweep(path, [f"launcher@sweep.launcher={launcher}", *overrides], **own)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_local_jobs_share_one_postgresql_study_and_the_finish_runs_once(
+    tmp_path, sweep_overrides, postgres_database
+):
+    path = definition(tmp_path, trials=3)
+    sweep = launched(
+        path, sweep_overrides, "local", storage=postgres_database, **{"launcher.jobs": 2}
+    )
+    outcome = run_sweep(sweep)
+    jobs = set()
+    for arm in sweep.definition.arms:
+        study = sweep.open_study(arm)
+        counted = [t for t in study.trials if t.state.is_finished()]
+        assert len(counted) == 3  # exactly the budget, across both jobs
+        jobs |= {t.user_attrs["job_id"] for t in counted}
+    client = client_for(sweep)
+    (sweep_run,) = client.search_runs(
+        [client.get_experiment_by_name("fersweep").experiment_id], "tags.kind = 'sweep'"
+    )
+    assert jobs == set(sweep_run.data.tags[JOB_IDS_TAG].split())  # both jobs took trials
+    assert outcome["champion"]["arm"] in sweep.definition.arms  # the finish job's answer
+    runs = client.search_runs([sweep_run.info.experiment_id])
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    assert len([r for r in runs if r.data.tags.get("kind") == "best"]) == 2  # finished once
+    trial_runs = [r for r in runs if r.data.tags.get("kind") == "trial"]
+    assert {r.data.tags["job_id"] for r in trial_runs} == jobs
+
+
+def test_slurm_job_scripts_ask_for_the_configured_gpu_partition_time_and_wait_for_the_workers(
+    tmp_path, sweep_overrides, postgres_database, monkeypatch
+):
+    scripts, bin_dir = tmp_path / "scripts", tmp_path / "bin"
+    scripts.mkdir()
+    bin_dir.mkdir()
+    for name, text in (("sbatch", STAND_IN_SBATCH.format(folder=scripts)), ("srun", "")):
+        command = bin_dir / name  # submitit looks for srun to know it is on a cluster
+        command.write_text(text or "#!/bin/bash\n")
+        command.chmod(command.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    sweep = launched(
+        TINY,
+        [*sweep_overrides, "+sweep.launcher.sbatch.qos=normal"],  # an option of one's own
+        "slurm",
+        storage=postgres_database,
+        **{
+            "launcher.jobs": 2,
+            "launcher.partition": "gpu",
+            "launcher.timeout_min": 90,
+        },
+    )
+    outcome = run_sweep(sweep)
+    assert outcome == {"worker_jobs": ["101", "102"], "finish_job": "103"}
+    for worker in ("job_101.sh", "job_102.sh"):
+        text = (scripts / worker).read_text()
+        for line in ("--gpus-per-node=1", "--partition=gpu", "--time=90", "--qos=normal"):
+            assert f"#SBATCH {line}" in text
+        assert "--dependency" not in text
+    finish = (scripts / "job_103.sh").read_text()
+    assert "#SBATCH --dependency=afterany:101:102" in finish
+    assert re.search(r"#SBATCH --gpus-per-node=1", finish)
+    (sweep_run,) = client_for(sweep).search_runs(
+        [mlflow.get_experiment_by_name("fersweep").experiment_id], "tags.kind = 'sweep'"
+    )
+    assert sweep_run.data.tags[JOB_IDS_TAG] == "101 102"
+
+
+@pytest.mark.parametrize(
+    "launcher, own, message",
+    [
+        ("local", {"launcher.jobs": 0}, "sweep.launcher.jobs=0"),
+        ("slurm", {}, "sweep.storage=null .* cannot share a local SQLite file"),
+        ("slurm", {"storage": "sqlite:///x.db"}, "sweep.storage=sqlite:///x.db"),
+    ],
+)
+def test_settings_that_cannot_work_stop_at_start_naming_the_key(
+    sweep_overrides, launcher, own, message
+):
+    with pytest.raises(ConfigError, match=message):
+        launched(TINY, sweep_overrides, launcher, **own)
+
+
+def test_an_unknown_launcher_is_refused_naming_it(sweep_overrides):
+    with pytest.raises(ConfigError, match="Could not find 'launcher/kubernetes'"):
+        launched(TINY, sweep_overrides, "kubernetes")
