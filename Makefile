@@ -78,8 +78,10 @@ compare: $(VENV)/.installed  ## imbalance methods on 5 identity-disjoint folds, 
 	$(BIN)/python compare.py $(ARGS)
 
 STORAGE ?=
-sweep: $(VENV)/.installed  ## Optuna sweep, original vs balanced: make sweep SWEEP=default WORKERS=2 STORAGE=postgresql://...
-	$(BIN)/python sweep.py sweeps@sweep=$(SWEEP) sweep.workers=$(WORKERS) $(if $(STORAGE),sweep.storage=$(STORAGE)) $(ARGS)
+LAUNCHER ?= none
+JOBS ?=
+sweep: $(VENV)/.installed  ## Optuna sweep, original vs balanced: make sweep SWEEP=default WORKERS=2 STORAGE=postgresql://... (LAUNCHER=slurm JOBS=8: as Slurm jobs)
+	$(BIN)/python sweep.py sweeps@sweep=$(SWEEP) sweep.workers=$(WORKERS) launcher@sweep.launcher=$(LAUNCHER) $(if $(JOBS),sweep.launcher.jobs=$(JOBS)) $(if $(STORAGE),sweep.storage=$(STORAGE)) $(ARGS)
 
 bench: $(VENV)/.installed  ## speed on the real data: table, JSON in bench/results/, an MLflow run (ARGS="trainer=gpu")
 	$(BIN)/python bench.py $(ARGS)

@@ -1,20 +1,34 @@
 """Sweep workers placed by a scheduler through submitit: jobs of its local executor against one
-PostgreSQL study (the trial count exact, job ids on the trials and runs, the finish once), the
-Slurm job scripts asked of a stand-in `sbatch`, and settings that cannot work refused at start."""
+PostgreSQL study (the trial count exact, job ids on the trials and runs, the finish once), a job
+killed mid-trial and submitted again, the Slurm job scripts asked of a stand-in `sbatch`, and
+settings that cannot work refused at start."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import stat
 from pathlib import Path
 
 import mlflow
+import psutil
 import pytest
+from optuna.trial import TrialState
 
 from fersweep.errors import ConfigError
 from fersweep.tasks.sweep import run_sweep
-from fersweep.tasks.sweep.launch import JOB_IDS_TAG
+from fersweep.tasks.sweep.finish import finish_once
+from fersweep.tasks.sweep.launch import JOB_IDS_TAG, WorkerJob, executor_for
+from fersweep.tasks.sweep.study import ensure_parent_runs
+from tests.conftest import record_faults
+from tests.test_reliability import (
+    assert_nothing_lost,
+    one_arm,
+    trial_in_flight,
+    wait_for,
+    wait_until_failed_for_silence,
+)
 from tests.test_sweep import TINY, client_for, definition, make_sweep
 
 STAND_IN_SBATCH = """#!/bin/bash
@@ -114,3 +128,54 @@ def test_settings_that_cannot_work_stop_at_start_naming_the_key(
 def test_an_unknown_launcher_is_refused_naming_it(sweep_overrides):
     with pytest.raises(ConfigError, match="Could not find 'launcher/kubernetes'"):
         launched(TINY, sweep_overrides, "kubernetes")
+
+
+def job_processes(controller_pid: int) -> list[psutil.Process]:
+    """A local job's processes: submitit's controller and the task it started."""
+    controller = psutil.Process(controller_pid)
+    return [controller, *controller.children(recursive=True)]
+
+
+def signal_job(processes: list[psutil.Process], number: int) -> None:
+    for process in processes:
+        process.send_signal(number)
+
+
+def freeze_job_mid_trial(processes: list[psutil.Process], storage: str, study: str):
+    """Stop the job's processes while one of its trials runs and return that trial."""
+    while True:
+        wait_for(lambda: trial_in_flight(storage, study, after=0), 240, "a running trial")
+        signal_job(processes, signal.SIGSTOP)
+        if running := trial_in_flight(storage, study, after=0):
+            return running
+        signal_job(processes, signal.SIGCONT)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_job_killed_mid_trial_and_submitted_again_retries_its_trial_and_keeps_the_count(
+    tmp_path, sweep_overrides, postgres_database
+):
+    path = one_arm(tmp_path, heartbeat_seconds=1, max_retry=2)
+    sweep = launched(path, sweep_overrides, "local", storage=postgres_database, trials=3)
+    sweep.check()
+    sweep_run_id = ensure_parent_runs(sweep)
+    executor = executor_for(sweep.definition.launcher, name="fersweep-test")
+    first = executor.submit(WorkerJob(), sweep, 0)
+    wait_for(lambda: len(job_processes(first._process.pid)) > 1, 60, "the job's task")
+    processes = job_processes(first._process.pid)
+    victim = freeze_job_mid_trial(processes, postgres_database, "tiny-original")
+    signal_job(processes, signal.SIGKILL)  # as a node lost under the job
+    first._process.wait()
+    wait_until_failed_for_silence(sweep, victim.number)
+    again = executor.submit(WorkerJob(), sweep, 0)  # as Slurm's requeue would
+    again.result()
+    finish_once(sweep, sweep_run_id)
+    study = sweep.open_study("original")
+    assert study.trials[victim.number].state == TrialState.FAIL
+    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retry.user_attrs["job_id"] == again.job_id != victim.user_attrs["job_id"]
+    assert_nothing_lost(sweep, {}, requested=3)
+    record_faults("faults injected")
+    record_faults("trials lost", 0)
