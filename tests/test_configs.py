@@ -18,7 +18,14 @@ from fersweep.tasks.sweep import Sweep
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT, WEIGHTS
 
 GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
-OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONFIG_DIR / g).glob("*.yaml"))]
+SWEEP_GROUPS = ("launcher",)  # placed under `sweep` by conf/sweep.yaml, not in a run's config
+OPTIONS = [
+    (g, f.stem)
+    for g in GROUPS
+    if g not in SWEEP_GROUPS
+    for f in sorted((CONFIG_DIR / g).glob("*.yaml"))
+]
+LAUNCHERS = sorted(f.stem for f in (CONFIG_DIR / "launcher").glob("*.yaml"))
 # Options that fix another group's setting, and say so when it is missing (test_mini_xception).
 COMPANIONS = {("model", "mini_xception"): ["data.preprocess.size=64"]}
 
@@ -58,6 +65,20 @@ def test_every_option_of_every_group_composes_and_builds(compose, group, option)
         assert OmegaConf.to_container(cfg, resolve=False)
         return
     build_run(cfg)
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_every_launcher_composes_into_a_sweep(launcher, tmp_path):
+    sweep = Sweep.compose(
+        CONFIG_DIR,
+        [
+            f"launcher@sweep.launcher={launcher}",
+            "sweep.storage=postgresql://postgres@127.0.0.1:5432/optuna",  # Slurm needs it
+            f"paths.root_dir={tmp_path}",
+        ],
+    )
+    assert sweep.definition.launcher.kind.value == launcher
+    assert sweep.overrides == [f"paths.root_dir={tmp_path}"]  # the launcher is not a run's
 
 
 @pytest.mark.parametrize("name", definitions("sweeps"))
