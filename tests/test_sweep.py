@@ -27,7 +27,7 @@ from fersweep.tasks.compare.report import ComparisonSummary
 from fersweep.tasks.sweep import PARENT_RUN_ATTR, SWEEP_RUN_ATTR, Sweep, run_sweep
 from fersweep.tasks.sweep.study import ensure_parent_runs
 from fersweep.tasks.sweep.warm import ENQUEUED_ATTR, warm_start
-from tests.conftest import CONFIG_DIR, PROJECT_ROOT
+from tests.conftest import CONFIG_DIR, PROJECT_ROOT, WEIGHTS
 
 TINY = PROJECT_ROOT / "sweeps" / "tiny.yaml"
 
@@ -307,8 +307,14 @@ def test_a_conditional_setting_is_searched_only_in_trials_whose_condition_holds(
     assert [s.get("loss.tau") for s in example_samples(space)] == [None, 0.5]
 
 
-def test_the_default_sweep_searches_each_losss_own_parameter_beside_the_loss(sweep_overrides):
-    sweep = make_sweep(PROJECT_ROOT / "sweeps" / "default.yaml", sweep_overrides)
+def test_the_default_sweep_searches_each_losss_own_parameter_beside_the_loss(
+    sweep_overrides, monkeypatch
+):
+    monkeypatch.setenv("FERSWEEP_WEIGHTS", str(WEIGHTS))
+    # the backbone is searched: no override of one backbone's keys, nor of the input size
+    overrides = [o for o in sweep_overrides if not o.startswith(("model.", "data.preprocess."))]
+    sweep = make_sweep(PROJECT_ROOT / "sweeps" / "default.yaml", overrides)
+    assert sweep.definition.search_space["model"].choices == ["cnn", "mini_xception"]
     space = sweep.definition.arm_space("original")
     assert space["loss.tau"].when == {"loss": ["logit_adjusted"]}
     assert space["loss.beta"].when == {"loss.weighting": ["effective_number"]}

@@ -29,7 +29,7 @@ from fersweep.tasks.sweep.storage import counted_trials
 from fersweep.tracking import Tracker
 from fersweep.tracking.runs import answers
 from fersweep.tracking.server import TrackingServer, free_port, stop
-from tests.conftest import CONFIG_DIR, PROJECT_ROOT, record_faults
+from tests.conftest import CONFIG_DIR, PROJECT_ROOT, WEIGHTS, record_faults
 from tests.test_reliability import assert_nothing_lost, trial_in_flight, wait_for
 from tests.test_sweep import definition, make_sweep, runs_by_kind, sweep_arguments
 
@@ -193,7 +193,11 @@ UNREACHABLE = "postgresql://postgres@127.0.0.1:1"
     [
         (["fersweep", "db"], {"FERSWEEP_POSTGRES": UNREACHABLE}, f"{UNREACHABLE}/mlflow"),
         (["fersweep", "tracking-server"], {"FERSWEEP_POSTGRES": UNREACHABLE}, UNREACHABLE),
-        (["sweep.py", f"sweep.storage={UNREACHABLE}/optuna"], {}, f"{UNREACHABLE}/optuna"),
+        (
+            ["sweep.py", f"sweep.storage={UNREACHABLE}/optuna"],
+            {"FERSWEEP_WEIGHTS": str(WEIGHTS)},  # its trials may use the pretrained network
+            f"{UNREACHABLE}/optuna",
+        ),
         (
             ["train.py", "data.root={tiny}"],
             {"MLFLOW_TRACKING_URI": "http://127.0.0.1:1"},

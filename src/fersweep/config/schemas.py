@@ -13,7 +13,7 @@ import optuna
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from fersweep.config.launcher import Launcher
+from fersweep.config.sweep_options import Launcher, StopWhenStalled, WarmStart
 from fersweep.errors import ConfigError
 
 # Optional[...] rather than `X | None`: OmegaConf reads these annotations at run time.
@@ -187,31 +187,6 @@ class ChampionGate:
         """The references to beat: the definition's, or GATE_REFERENCES when it names none."""
         chosen = GATE_REFERENCES if self.references is None else self.references
         return {name: list(overrides) for name, overrides in chosen.items()}
-
-
-@dataclass
-class WarmStart:
-    """Trials run first, before the sampler proposes any, in a new study: `enqueue`, known-good
-    settings (search-space keys and values; keys outside an arm's space are left out there),
-    then with `champion` the current champion's settings where they are keys of the arm's
-    space (Optuna's enqueue_trial)."""
-
-    enqueue: list[dict[str, Any]] = field(default_factory=list)
-    champion: bool = True
-
-
-@dataclass
-class StopWhenStalled:
-    """An arm starts no more trials once its last `trials` finished trials brought no better
-    value than the best before them (null: never); its MLflow run is tagged with why."""
-
-    trials: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.trials is not None and self.trials < 1:
-            raise ConfigError(
-                f"sweep.stop_when_stalled.trials={self.trials}: use 1 or more, or null for never"
-            )
 
 
 @dataclass

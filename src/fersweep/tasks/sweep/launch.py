@@ -14,7 +14,7 @@ import submitit
 import torch
 
 from fersweep.config.compose import build
-from fersweep.config.launcher import Launcher, LauncherKind
+from fersweep.config.sweep_options import Launcher, LauncherKind
 from fersweep.evaluation.console import console
 from fersweep.tasks.sweep.finish import finish_once
 from fersweep.tasks.sweep.study import Sweep, ensure_parent_runs

@@ -1,5 +1,7 @@
-"""Where a sweep's workers run (`sweep.launcher`, conf/launcher/): processes on this machine
-(`none`), or jobs placed by submitit, through its local executor (`local`) or Slurm (`slurm`)."""
+"""A sweep's options beside its search space: where its workers run (`sweep.launcher`,
+conf/launcher/: processes on this machine, or jobs placed by submitit through its local
+executor or Slurm), where an arm's search starts (`sweep.warm_start`) and when it stops early
+(`sweep.stop_when_stalled`)."""
 
 from __future__ import annotations
 
@@ -66,3 +68,28 @@ class Launcher:
                 "postgresql://... or grpc://host:port (make grpc-proxy)"
             )
         return None
+
+
+@dataclass
+class WarmStart:
+    """Trials run first, before the sampler proposes any, in a new study: `enqueue`, known-good
+    settings (search-space keys and values; keys outside an arm's space are left out there),
+    then with `champion` the current champion's settings where they are keys of the arm's
+    space (Optuna's enqueue_trial)."""
+
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
+    champion: bool = True
+
+
+@dataclass
+class StopWhenStalled:
+    """An arm starts no more trials once its last `trials` finished trials brought no better
+    value than the best before them (null: never); its MLflow run is tagged with why."""
+
+    trials: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.trials is not None and self.trials < 1:
+            raise ConfigError(
+                f"sweep.stop_when_stalled.trials={self.trials}: use 1 or more, or null for never"
+            )
