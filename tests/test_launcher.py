@@ -123,11 +123,13 @@ def test_settings_that_cannot_work_stop_at_start_naming_the_key(
 ):
     with pytest.raises(ConfigError, match=message):
         launched(TINY, sweep_overrides, launcher, **own)
+    record_faults("bad settings")
 
 
 def test_an_unknown_launcher_is_refused_naming_it(sweep_overrides):
     with pytest.raises(ConfigError, match="Could not find 'launcher/kubernetes'"):
         launched(TINY, sweep_overrides, "kubernetes")
+    record_faults("bad settings")
 
 
 def job_processes(controller_pid: int) -> list[psutil.Process]:
