@@ -37,10 +37,10 @@ install: $(VENV)/.installed  ## build .venv from scratch (torch, then fersweep a
 weights: $(VENV)/.installed  ## fetch (again) and check the FER2013 weights into .cache/fersweep/weights (FERSWEEP_WEIGHTS=... for a copy)
 	$(BIN)/python -m fersweep.models.weights
 
-test: $(VENV)/.installed  ## the fast tier, what CI runs (about 8 min on 2 cores, 10 with the install)
+test: $(VENV)/.installed  ## the fast tier, what CI runs (about 15 min on 2 cores, 18 with the install)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
-test-all: $(VENV)/.installed  ## both tiers: the fast one and the slow multi-process ones (about 8 min on 2 cores)
+test-all: $(VENV)/.installed  ## both tiers: the fast one and the slow multi-process ones (about 25 min on 2 cores)
 	$(BIN)/python -m pytest $(ARGS)
 
 demo: $(VENV)/.installed  ## a five-minute look: one run, a 2-trial sweep of both arms, a 2-fold comparison, a registered model
