@@ -99,6 +99,18 @@ def _downscaled(grey: np.ndarray, longest: int) -> tuple[np.ndarray, float]:
     return grey, scale
 
 
+def content_side(side: int, pad: float) -> int:
+    """The picture's longer side on a copy `side` pixels with a border `pad` times it."""
+    return round(side / (1 + 2 * pad))
+
+
+def check_pad(pad: float) -> None:
+    if not 0 <= pad <= 1:
+        raise ConfigError(
+            f"data.preprocess.face.detector.pad={pad}: use 0 to 1 (a fraction of the side)"
+        )
+
+
 @dataclass(frozen=True)
 class DetectionCopy:
     """The copy a detector looks at: the picture at most `side` pixels on its longer side,
@@ -111,7 +123,7 @@ class DetectionCopy:
 
     @classmethod
     def of(cls, grey: np.ndarray, side: int, pad: float) -> DetectionCopy:
-        small, scale = _downscaled(grey, round(side / (1 + 2 * pad)))
+        small, scale = _downscaled(grey, content_side(side, pad))
         border = round(pad * max(small.shape))
         if border:
             small = cv2.copyMakeBorder(small, *[border] * 4, cv2.BORDER_CONSTANT, value=0)
@@ -152,8 +164,7 @@ class HaarCascade:
             raise ConfigError(f"{where}.detect_side={self.detect_side}: must be at least 24")
         if self.scale_factor <= 1:
             raise ConfigError(f"{where}.scale_factor={self.scale_factor}: must be above 1")
-        if not 0 <= self.pad <= 1:
-            raise ConfigError(f"{where}.pad={self.pad}: use 0 to 1 (a fraction of the side)")
+        check_pad(self.pad)
         if self.min_neighbors < 0:
             raise ConfigError(f"{where}.min_neighbors={self.min_neighbors}: must be 0 or more")
         if self.retry_side is not None and self.retry_side <= self.detect_side:
@@ -165,13 +176,10 @@ class HaarCascade:
 
     def detect(self, grey: np.ndarray) -> list[Box]:
         boxes = self._detect(grey, self.detect_side)
-        if not boxes and self.retry_side and max(grey.shape) > self._content(self.detect_side):
+        bigger = max(grey.shape) > content_side(self.detect_side, self.pad)
+        if not boxes and self.retry_side and bigger:
             boxes = self._detect(grey, self.retry_side)
         return boxes
-
-    def _content(self, side: int) -> int:
-        """The picture's longer side on a copy `side` pixels with its border."""
-        return round(side / (1 + 2 * self.pad))
 
     def _detect(self, grey: np.ndarray, side: int) -> list[Box]:
         copy = DetectionCopy.of(grey, side, self.pad)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fersweep.data.face import Box, DetectionCopy, largest_first
+from fersweep.data.face import Box, DetectionCopy, check_pad, largest_first
 from fersweep.errors import ConfigError
 
 REQUIREMENT = "facenet-pytorch==2.6.0"
@@ -61,8 +61,7 @@ class Mtcnn:
                 f"{where}.detect_side={self.detect_side}: must be at least twice "
                 f"min_face_size ({self.min_face_size})"
             )
-        if not 0 <= self.pad <= 1:
-            raise ConfigError(f"{where}.pad={self.pad}: use 0 to 1 (a fraction of the side)")
+        check_pad(self.pad)
         if len(self.thresholds) != 3 or not all(0 < t < 1 for t in self.thresholds):
             raise ConfigError(
                 f"{where}.thresholds={list(self.thresholds)}: three numbers in (0, 1)"

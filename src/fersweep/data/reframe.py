@@ -70,11 +70,7 @@ class Tightening(Framing):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_fraction", tuple(self.crop_fraction))
-        low, high = self.crop_fraction
-        if not 0 < low <= high <= 1:
-            raise ConfigError(
-                f"reframe.crop_fraction={list(self.crop_fraction)}: need 0 < low <= high <= 1"
-            )
+        check_share_range("crop_fraction", self.crop_fraction)
         if not 0 <= self.shift <= 0.5:
             raise ConfigError(f"reframe.shift={self.shift}: use 0 to 0.5 (a fraction of the side)")
 
@@ -113,11 +109,7 @@ class Reframing(Framing):
         # Hydra passes lists as ListConfig: plain tuples keep the settings hashable and JSON.
         object.__setattr__(self, "face_fraction", tuple(self.face_fraction))
         object.__setattr__(self, "aspect", tuple(self.aspect))
-        low, high = self.face_fraction
-        if not 0 < low <= high <= 1:
-            raise ConfigError(
-                f"reframe.face_fraction={list(self.face_fraction)}: need 0 < low <= high <= 1"
-            )
+        check_share_range("face_fraction", self.face_fraction)
         if not 0 < self.aspect[0] <= self.aspect[1]:
             raise ConfigError(f"reframe.aspect={list(self.aspect)}: need 0 < low <= high")
         if not 0 <= self.colour_fraction <= 1:
@@ -151,6 +143,12 @@ class Reframing(Framing):
         left = rng.integers(0, canvas_w - width + 1)
         canvas[top : top + height, left : left + width] = face
         return canvas, (int(left), int(top))
+
+
+def check_share_range(key: str, shares: tuple[float, float]) -> None:
+    low, high = shares
+    if not 0 < low <= high <= 1:
+        raise ConfigError(f"reframe.{key}={list(shares)}: need 0 < low <= high <= 1")
 
 
 def looks_grey(image: np.ndarray) -> bool:

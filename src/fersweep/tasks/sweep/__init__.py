@@ -22,11 +22,11 @@ from fersweep.tasks.sweep.warm import warm_start
 def run_sweep(sweep: Sweep) -> dict[str, Any]:
     """Run (or resume) every arm with `workers` processes, then finish: best trials retrained
     on the test split, the champion registered, and the arms compared."""
-    if sweep.definition.launcher.placed:  # jobs through a scheduler (submitit)
-        return launch(sweep)
     sweep.check()
     sweep_run_id = ensure_parent_runs(sweep)
     warm_start(sweep)
+    if sweep.definition.launcher.placed:  # jobs through a scheduler (submitit)
+        return launch(sweep, sweep_run_id)
     if sweep.definition.workers == 1:
         work(sweep, worker=0)
     else:

@@ -17,22 +17,18 @@ from fersweep.config.compose import build
 from fersweep.config.sweep_options import Launcher, LauncherKind
 from fersweep.evaluation.console import console
 from fersweep.tasks.sweep.finish import finish_once
-from fersweep.tasks.sweep.study import Sweep, ensure_parent_runs
+from fersweep.tasks.sweep.study import Sweep
 from fersweep.tasks.sweep.trials import work
-from fersweep.tasks.sweep.warm import warm_start
 from fersweep.tracking import Tracker
 
 JOB_IDS_TAG = "launcher_jobs"
 
 
-def launch(sweep: Sweep) -> dict[str, Any]:
-    """Submit the worker jobs and the finish job; with `local` (or `wait`), wait for the finish
-    and return its outcome, else return the job ids."""
+def launch(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
+    """Submit the worker jobs and the finish job for a checked sweep whose parent runs exist;
+    with `local` (or `wait`), wait for the finish and return its outcome, else the job ids."""
     d = sweep.definition
     launcher = d.launcher
-    sweep.check()
-    sweep_run_id = ensure_parent_runs(sweep)
-    warm_start(sweep)
     executor = executor_for(launcher, name=f"fersweep-{d.name}")
     workers = [executor.submit(WorkerJob(), sweep, index) for index in range(launcher.jobs)]
     ids = [job.job_id for job in workers]
@@ -42,7 +38,7 @@ def launch(sweep: Sweep) -> dict[str, Any]:
             job.exception()
     else:
         executor.update_parameters(dependency=f"afterany:{':'.join(ids)}")
-    finish = executor.submit(finish_job, sweep, sweep_run_id)
+    finish = executor.submit(finish_once, sweep, sweep_run_id)
     tracker: Tracker = build(sweep.base_config().tracking)
     tracker.connect()
     tracker.set_tags(sweep_run_id, {JOB_IDS_TAG: " ".join(ids), "finish_job": finish.job_id})
@@ -83,7 +79,3 @@ class WorkerJob(submitit.helpers.Checkpointable):
         if sweep.definition.launcher.kind is LauncherKind.local:  # jobs share these cores
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // sweep.definition.launcher.jobs))
         work(sweep, worker=index)
-
-
-def finish_job(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
-    return finish_once(sweep, sweep_run_id)

@@ -121,7 +121,7 @@ def _next_trial(
             limit = sweep.definition.trials
             out_of_time = deadline is not None and time.time() >= deadline
             within_budget = limit is None or counted_trials(study) < limit
-            if within_budget and not waiting and stop_if_stalled(sweep, study, tracker):
+            if within_budget and not waiting and stop_if_stalled(sweep, study, trials, tracker):
                 within_budget = False
             if waiting or (within_budget and not out_of_time):
                 with warnings.catch_warnings():

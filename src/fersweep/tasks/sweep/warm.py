@@ -112,14 +112,18 @@ def stalled(
     )
 
 
-def stop_if_stalled(sweep: Sweep, study: optuna.Study, tracker: Tracker) -> bool:
-    """Whether the arm has stalled; the first worker to see it tags the arm's MLflow run."""
+def stop_if_stalled(
+    sweep: Sweep,
+    study: optuna.Study,
+    trials: Sequence[optuna.trial.FrozenTrial],
+    tracker: Tracker,
+) -> bool:
+    """Whether the arm has stalled, judged on `trials` (the study's, as read under its lock);
+    the first worker to see it tags the arm's MLflow run."""
     patience = sweep.definition.stop_when_stalled.trials
     if patience is None:
         return False
-    reason = stalled(
-        study.get_trials(deepcopy=False), patience, sweep.definition.objective.direction
-    )
+    reason = stalled(trials, patience, sweep.definition.objective.direction)
     if reason is None:
         return False
     if STOPPED_ATTR not in study.user_attrs:
