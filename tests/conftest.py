@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -176,3 +177,19 @@ def sweep_overrides(tmp_path, tiny_run_overrides, monkeypatch) -> list[str]:
     """A sweep's extra overrides: its own folder, the tiny data set."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return [f"paths.root_dir={tmp_path}", *tiny_run_overrides]
+
+
+def from_two_threads(get):
+    """What `get()` returns in each of two threads: detectors that are not thread-safe must
+    hand each thread its own instance."""
+    found = {}
+
+    def remember(name: str) -> None:
+        found[name] = get()
+
+    threads = [threading.Thread(target=remember, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return found["a"], found["b"]

@@ -4,8 +4,6 @@ on real faces in tests/test_real_data.py."""
 
 from __future__ import annotations
 
-import threading
-
 import cv2
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from fersweep.data.decode import Decoded
 from fersweep.data.face import Box, EyeLeveller, Face, FaceStep, HaarCascade, cascade, eye_angle
 from fersweep.data.preprocess import FACE, NO_FACE, SMALL_FACE, Preprocessor
 from fersweep.errors import ConfigError, ImageError
+from tests.conftest import from_two_threads
 
 FRONTAL = "haarcascade_frontalface_default.xml"
 
@@ -174,17 +173,8 @@ def test_boxes_overlap_by_intersection_over_union():
 
 def test_each_thread_gets_its_own_cascade():
     """OpenCV's CascadeClassifier is not thread-safe: decode threads must not share one."""
-    found: dict[str, object] = {}
-
-    def remember(name: str) -> None:
-        found[name] = cascade(FRONTAL)
-
-    threads = [threading.Thread(target=remember, args=(name,)) for name in ("a", "b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert found["a"] is not found["b"]
+    first, second = from_two_threads(lambda: cascade(FRONTAL))
+    assert first is not second
     assert cascade(FRONTAL) is cascade(FRONTAL)  # one per thread, reused
 
 

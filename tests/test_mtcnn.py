@@ -5,7 +5,6 @@ missing install are refused naming the key or the command."""
 from __future__ import annotations
 
 import sys
-import threading
 
 import cv2
 import numpy as np
@@ -16,7 +15,7 @@ from fersweep.data import mtcnn
 from fersweep.data.face import LandmarkLeveller
 from fersweep.data.mtcnn import Mtcnn
 from fersweep.errors import ConfigError
-from tests.conftest import REAL_DATA
+from tests.conftest import REAL_DATA, from_two_threads
 
 DEFAULTS = dict(detect_side=160, pad=0.25, min_face_size=20, thresholds=[0.6, 0.7, 0.7])
 
@@ -53,17 +52,9 @@ def test_a_picture_without_a_face_has_no_box_and_unsure_ones_are_dropped(real_fa
 
 
 def test_each_thread_gets_its_own_network():
-    found = {}
-
-    def remember(name: str) -> None:
-        found[name] = mtcnn.network(20, (0.6, 0.7, 0.7))
-
-    threads = [threading.Thread(target=remember, args=(name,)) for name in ("a", "b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert found["a"] is not found["b"]
+    first, second = from_two_threads(lambda: mtcnn.network(20, (0.6, 0.7, 0.7)))
+    assert first is not second
+    assert mtcnn.network(20, (0.6, 0.7, 0.7)) is mtcnn.network(20, (0.6, 0.7, 0.7))  # reused
 
 
 def test_face_mtcnn_builds_the_step_with_landmark_levelling(compose):
