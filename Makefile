@@ -11,7 +11,7 @@ UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
 MLFLOW_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: help install weights test test-all demo train compare sweep bench ui db tracking-server dashboard lint docs docs-build serve clean
+.PHONY: help install weights test test-all demo train compare sweep bench ui db tracking-server grpc-proxy dashboard lint docs docs-build serve clean
 
 help:  ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ db: $(VENV)/.installed  ## create the PostgreSQL databases for MLflow and Optuna
 
 tracking-server: $(VENV)/.installed  ## MLflow tracking server for many machines: PostgreSQL, artifacts served, 127.0.0.1:5000
 	$(BIN)/fersweep tracking-server $(ARGS)
+
+grpc-proxy: $(VENV)/.installed  ## Optuna's gRPC storage proxy beside PostgreSQL, 127.0.0.1:13000: then make sweep STORAGE=grpc://127.0.0.1:13000
+	$(BIN)/fersweep grpc-proxy $(if $(STORAGE),proxy.storage=$(STORAGE)) $(ARGS)
 
 dashboard: $(VENV)/.installed  ## optuna-dashboard, live, on 127.0.0.1:8080 (STORAGE=postgresql://... for a shared study)
 	$(BIN)/optuna-dashboard "$(or $(STORAGE),sqlite:///$(CURDIR)/mlruns/optuna.db)" --host 127.0.0.1 --port $(DASHBOARD_PORT)

@@ -162,7 +162,7 @@ def new_postgres_database() -> Iterator[Callable[[], str]]:
 
     for name in names:
         for key in [k for k in _OPEN if name in k[0]]:
-            _OPEN.pop(key).engine.dispose()
+            _OPEN.pop(key).engine.dispose()  # the proxies in front of it have stopped first
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     admin.close()
 
@@ -170,6 +170,31 @@ def new_postgres_database() -> Iterator[Callable[[], str]]:
 @pytest.fixture
 def postgres_database(new_postgres_database) -> str:
     return new_postgres_database()
+
+
+@pytest.fixture
+def storage_proxy(new_postgres_database) -> Iterator[Callable[..., str]]:
+    """Starts `fersweep grpc-proxy`'s server in this process, in front of a database; gives its
+    grpc:// URL (what sweep.storage names). Stopped after the test, before its databases go."""
+    from contextlib import ExitStack
+
+    from fersweep.tasks.sweep.proxy_server import StorageProxy
+    from fersweep.tasks.sweep.storage import _OPEN
+    from fersweep.tracking.server import free_port
+
+    urls: list[str] = []
+    with ExitStack() as running:
+
+        def start(database: str, heartbeat_seconds: int = 30) -> str:
+            port = free_port()
+            proxy = StorageProxy(database, "127.0.0.1", port, 32, heartbeat_seconds)
+            running.enter_context(proxy.running())
+            urls.append(f"grpc://127.0.0.1:{port}")
+            return urls[-1]
+
+        yield start
+        for key in [k for k in _OPEN if k[0] in urls]:
+            _OPEN.pop(key).close()
 
 
 @pytest.fixture

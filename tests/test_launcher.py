@@ -1,6 +1,6 @@
 """Sweep workers placed by a scheduler through submitit: jobs of its local executor against one
-PostgreSQL study (the trial count exact, job ids on the trials and runs, the finish once), a job
-killed mid-trial and submitted again, the Slurm job scripts asked of a stand-in `sbatch`, and
+PostgreSQL study, directly or through the gRPC storage proxy (the trial count exact, job ids on
+the trials and runs, the finish once), a job killed mid-trial and submitted again, the Slurm job scripts asked of a stand-in `sbatch`, and
 settings that cannot work refused at start."""
 
 from __future__ import annotations
@@ -43,15 +43,27 @@ def launched(path: Path, overrides: list[str], launcher: str, **own) -> object:
     return make_sweep(path, [f"launcher@sweep.launcher={launcher}", *overrides], **own)
 
 
+@pytest.fixture(params=["postgresql", "grpc-proxy"])
+def shared_storage(request, postgres_database, storage_proxy):
+    """The jobs' study storage: the PostgreSQL database itself, or the gRPC storage proxy in
+    front of it (make grpc-proxy); given the sweep's heartbeat interval, gives sweep.storage."""
+
+    def url(heartbeat_seconds: int) -> str:
+        if request.param == "postgresql":
+            return postgres_database
+        return storage_proxy(postgres_database, heartbeat_seconds)
+
+    return url
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_local_jobs_share_one_postgresql_study_and_the_finish_runs_once(
-    tmp_path, sweep_overrides, postgres_database
+    tmp_path, sweep_overrides, shared_storage
 ):
     path = definition(tmp_path, trials=3)
-    sweep = launched(
-        path, sweep_overrides, "local", storage=postgres_database, **{"launcher.jobs": 2}
-    )
+    storage = shared_storage(heartbeat_seconds=5)  # sweeps/tiny.yaml's
+    sweep = launched(path, sweep_overrides, "local", storage=storage, **{"launcher.jobs": 2})
     outcome = run_sweep(sweep)
     jobs = set()
     for arm in sweep.definition.arms:
@@ -156,10 +168,11 @@ def freeze_job_mid_trial(processes: list[psutil.Process], storage: str, study: s
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_job_killed_mid_trial_and_submitted_again_retries_its_trial_and_keeps_the_count(
-    tmp_path, sweep_overrides, postgres_database
+    tmp_path, sweep_overrides, postgres_database, shared_storage
 ):
     path = one_arm(tmp_path, heartbeat_seconds=1, max_retry=2)
-    sweep = launched(path, sweep_overrides, "local", storage=postgres_database, trials=3)
+    storage = shared_storage(heartbeat_seconds=1)
+    sweep = launched(path, sweep_overrides, "local", storage=storage, trials=3)
     sweep.check()
     sweep_run_id = ensure_parent_runs(sweep)
     executor = executor_for(sweep.definition.launcher, name="fersweep-test")

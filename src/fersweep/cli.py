@@ -101,6 +101,13 @@ def _add_tracking_server(commands: argparse._SubParsersAction) -> None:
     db = commands.add_parser("db", help="create the tracking server's and the studies' databases")
     db.add_argument("overrides", nargs="*", help=server_help)
     db.set_defaults(command=db_command)
+    proxy = commands.add_parser(
+        "grpc-proxy",
+        help="Optuna's gRPC storage proxy in front of the studies' database, for sweeps with "
+        "many jobs (sweep.storage=grpc://host:port)",
+    )
+    proxy.add_argument("overrides", nargs="*", help="settings of conf/server.yaml, e.g. proxy.port=13001")
+    proxy.set_defaults(command=grpc_proxy_command)
 
 
 def tracking_uri(args: argparse.Namespace) -> str:
@@ -157,6 +164,13 @@ def tracking_server(args: argparse.Namespace):
 def tracking_server_command(args: argparse.Namespace) -> int:
     server, _ = tracking_server(args)
     return server.run()
+
+
+def grpc_proxy_command(args: argparse.Namespace) -> int:
+    from fersweep.config.compose import build, compose_config
+
+    cfg = compose_config(args.config_dir, args.overrides, config_name="server")
+    return build(cfg.proxy).run()
 
 
 def db_command(args: argparse.Namespace) -> int:

@@ -345,7 +345,19 @@ class BenchTracking:
     server: list[str] = field(default_factory=list)  # overrides of conf/server.yaml
 
 
-BENCH_SECTIONS = ("preprocessing", "face_crop", "training", "end_to_end", "sweep", "tracking")
+@dataclass
+class BenchStorage:
+    """The same sweep's study on PostgreSQL itself and through the gRPC storage proxy, with
+    each number of workers: trials per hour and the database's connections."""
+
+    definition: str = "tiny"  # a file in sweeps/, without .yaml
+    overrides: list[str] = field(default_factory=list)
+    workers: list[int] = field(default_factory=lambda: [2, 4])
+
+
+BENCH_SECTIONS = (
+    "preprocessing", "face_crop", "training", "end_to_end", "sweep", "tracking", "storage"
+)
 
 
 @dataclass
@@ -360,6 +372,7 @@ class BenchDefinition:
     end_to_end: list[str] = field(default_factory=list)
     sweep: BenchSweep = field(default_factory=BenchSweep)
     tracking: BenchTracking = field(default_factory=BenchTracking)
+    storage: BenchStorage = field(default_factory=BenchStorage)
     sections: list[str] = field(default_factory=lambda: list(BENCH_SECTIONS))
     results_dir: str = "bench/results"
 

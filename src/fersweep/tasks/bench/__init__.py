@@ -22,6 +22,7 @@ from fersweep.tasks.bench.measure import (
     machine,
 )
 from fersweep.tasks.bench.results import save, show
+from fersweep.tasks.bench.storage import bench_storage
 from fersweep.tasks.bench.sweeps import bench_sweep, bench_tracking
 
 
@@ -54,6 +55,8 @@ def run_bench(root: Path, settings: BenchDefinition, overrides: list[str]) -> di
         results["sweep"] = bench_sweep(config_dir, settings, overrides)
     if "tracking" in sections:
         results["tracking"] = bench_tracking(config_dir, settings.tracking, overrides)
+    if "storage" in sections:
+        results["storage"] = bench_storage(config_dir, settings.storage, overrides)
     return results
 
 

@@ -98,6 +98,17 @@ def _tracking_rows(tracking: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _storage_rows(storage: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for row in storage.values():
+        label = f"{row['route']} to PostgreSQL, {row['workers']} workers"
+        rows += [
+            (f"tiny sweep trials/hour, {label}", f"{row['trials_per_hour']:.0f}", ""),
+            (f"study database connections (peak), {label}", f"{row['peak_connections']}", ""),
+        ]
+    return rows
+
+
 ROWS: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
     "preprocessing": _preprocessing_rows,
     "face_crop": _face_rows,
@@ -107,6 +118,7 @@ ROWS: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
     ],
     "sweep": _sweep_rows,
     "tracking": _tracking_rows,
+    "storage": _storage_rows,
 }
 
 

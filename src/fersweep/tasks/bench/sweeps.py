@@ -99,7 +99,7 @@ def bench_tracking(
                 rates[f"{store}_{workers}_workers"] = {
                     "store": store,
                     "workers": workers,
-                    **_timed_sweep(sweep),
+                    **timed_sweep(sweep),
                 }
         drop_database(server.backend_store)
     for workers in settings.workers:
@@ -111,7 +111,7 @@ def bench_tracking(
     return rates
 
 
-def _timed_sweep(sweep: Sweep) -> dict[str, float]:
+def timed_sweep(sweep: Sweep) -> dict[str, float]:
     """Trials per hour while the arms' trials ran (first start to last end, every arm), and
     the whole sweep's wall time (with its finish: best retrained, registered, compared)."""
     start = time.perf_counter()

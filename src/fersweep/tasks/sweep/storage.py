@@ -15,16 +15,22 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from fersweep.errors import ConfigError
+from fersweep.tasks.sweep.proxy import ProxiedStorage, open_proxy
 from fersweep.tracking.server import hide_password
 
-_OPEN: dict[tuple[str, int, int], RDBStorage] = {}  # one engine per process and URL
+StudyStorage = RDBStorage | ProxiedStorage
+_OPEN: dict[tuple[str, int, int], StudyStorage] = {}  # one engine (or channel) per process and URL
 
 
-def open_storage(url: str, heartbeat_seconds: int, max_retry: int) -> RDBStorage:
+def open_storage(url: str, heartbeat_seconds: int, max_retry: int) -> StudyStorage:
     """An RDB storage (SQLite file or any SQLAlchemy URL, e.g. PostgreSQL) with heartbeats:
-    a trial whose worker stops beating is failed and re-queued up to `max_retry` times."""
+    a trial whose worker stops beating is failed and re-queued up to `max_retry` times. A
+    grpc://host:port URL is the storage proxy in front of one (its heartbeat interval)."""
     key = (url, heartbeat_seconds, max_retry)
     if key in _OPEN:
+        return _OPEN[key]
+    if url.startswith("grpc://"):
+        _OPEN[key] = open_proxy(url, heartbeat_seconds, max_retry)
         return _OPEN[key]
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -84,9 +90,14 @@ def _engine_kwargs(url: str) -> dict:
 
 
 @contextmanager
-def storage_lock(storage: RDBStorage, name: str) -> Iterator[None]:
-    """A lock shared by every worker of a study: a PostgreSQL advisory lock across machines,
-    a file lock beside a SQLite database on one machine."""
+def storage_lock(storage: StudyStorage, name: str) -> Iterator[None]:
+    """A lock shared by every worker of a study: a PostgreSQL advisory lock across machines
+    (through the storage proxy, held there for its clients), a file lock beside a SQLite
+    database on one machine."""
+    if isinstance(storage, ProxiedStorage):
+        with storage.lock(name):
+            yield
+        return
     url = str(storage.engine.url)
     if url.startswith("postgresql"):
         with _advisory_lock(storage.engine, name):
@@ -103,7 +114,7 @@ def storage_lock(storage: RDBStorage, name: str) -> Iterator[None]:
 
 
 @contextmanager
-def heartbeat(storage: RDBStorage, trial: optuna.Trial) -> Iterator[None]:
+def heartbeat(storage: StudyStorage, trial: optuna.Trial) -> Iterator[None]:
     """Record the trial's heartbeat every interval while it runs (study.optimize does this for
     its own trials; fersweep's workers ask and tell so they can count trials exactly)."""
     stop = threading.Event()

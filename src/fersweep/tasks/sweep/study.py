@@ -15,7 +15,6 @@ from typing import Any
 
 import optuna
 from omegaconf import OmegaConf
-from optuna.storages import RDBStorage
 
 from fersweep.config.compose import (
     as_overrides,
@@ -26,7 +25,7 @@ from fersweep.config.compose import (
 )
 from fersweep.config.schemas import SweepDefinition, example_samples
 from fersweep.errors import ConfigError
-from fersweep.tasks.sweep.storage import open_storage, storage_lock
+from fersweep.tasks.sweep.storage import StudyStorage, open_storage, storage_lock
 from fersweep.tracking import Tracker, artifacts
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
@@ -69,7 +68,7 @@ class Sweep:
             self.definition.storage or f"sqlite:///{self.base_config().paths.mlruns_dir}/optuna.db"
         )
 
-    def storage(self) -> RDBStorage:
+    def storage(self) -> StudyStorage:
         d = self.definition
         return open_storage(self.storage_url, d.heartbeat_seconds, d.max_retry)
 
