@@ -101,10 +101,10 @@ def _tracking_rows(tracking: dict) -> list[tuple[str, str, str]]:
 def _storage_rows(storage: dict) -> list[tuple[str, str, str]]:
     rows = []
     for row in storage.values():
-        label = f"{row['route']} to PostgreSQL, {row['workers']} workers"
+        label = f"{'through the proxy' if row['route'] == 'proxy' else 'direct'}, {row['workers']} workers"
         rows += [
             (f"tiny sweep trials/hour, {label}", f"{row['trials_per_hour']:.0f}", ""),
-            (f"study database connections (peak), {label}", f"{row['peak_connections']}", ""),
+            (f"study database's peak connections, {label}", f"{row['peak_connections']}", ""),
         ]
     return rows
 
