@@ -202,7 +202,7 @@ def stop(process: subprocess.Popen, seconds: float = 30) -> None:
 def create_database(url: str) -> bool:
     """CREATE DATABASE for a postgresql:// URL if it does not exist; True if it was created."""
     name = make_url(url).database
-    with _maintenance_connection(url) as connection:
+    with maintenance_connection(url) as connection:
         found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         if found.fetchone():
             return False
@@ -213,11 +213,11 @@ def create_database(url: str) -> bool:
 def drop_database(url: str) -> None:
     """DROP DATABASE for a postgresql:// URL (a benchmark's own, once it is done)."""
     name = sql.Identifier(make_url(url).database)
-    with _maintenance_connection(url) as connection:
+    with maintenance_connection(url) as connection:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
-def _maintenance_connection(url: str) -> psycopg.Connection:
+def maintenance_connection(url: str) -> psycopg.Connection:
     """A connection to the `postgres` database of the server that `url` names."""
     admin = make_url(url).set(drivername="postgresql", database="postgres")
     try:

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 from sqlalchemy.engine import make_url
 
 from fersweep.config.compose import compose_config
@@ -20,7 +19,14 @@ from fersweep.config.schemas import BenchStorage
 from fersweep.tasks.bench.sweeps import timed_sweep
 from fersweep.tasks.sweep import Sweep
 from fersweep.tasks.sweep.proxy_server import StorageProxy
-from fersweep.tracking.server import create_database, drop_database, free_port
+from fersweep.tracking.server import (
+    create_database,
+    drop_database,
+    free_port,
+    maintenance_connection,
+)
+
+HEARTBEAT_SECONDS = 30  # the proxy's and the workers' (they must agree), direct or not
 
 
 def bench_storage(
@@ -61,7 +67,7 @@ def _study_storage(route: str, database: str) -> Iterator[str]:
         yield database
         return
     port = free_port()
-    with StorageProxy(database, "127.0.0.1", port, threads=64, heartbeat_seconds=30).running():
+    with StorageProxy(database, "127.0.0.1", port, 64, HEARTBEAT_SECONDS).running():
         yield f"grpc://127.0.0.1:{port}"
 
 
@@ -80,7 +86,7 @@ def _sweep(
             f"sweep.name=bench-storage-{workers}-{time.strftime('%H%M%S')}",
             f"sweep.workers={workers}",
             f"sweep.storage={storage}",
-            "sweep.heartbeat_seconds=30",  # the proxy's
+            f"sweep.heartbeat_seconds={HEARTBEAT_SECONDS}",  # the proxy's, on both routes
             *overrides,
             *settings.overrides,
             f"tracking.tracking_uri=sqlite:///{folder}/mlflow.db",
@@ -100,12 +106,11 @@ def counting(database: str, every: float = 0.25) -> Iterator[dict[str, float]]:
     """The database's connections (pg_stat_activity, this counter's own left out), sampled
     while the block runs: their peak and mean."""
     name = make_url(database).database
-    admin = make_url(database).set(database="postgres").render_as_string(hide_password=False)
     counts: list[int] = []
     done = threading.Event()
 
     def sample() -> None:
-        with psycopg.connect(admin, autocommit=True) as connection:
+        with maintenance_connection(database) as connection:
             while not done.wait(every):
                 row = connection.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
