@@ -51,6 +51,7 @@ class ProxiedStorage(GrpcStorageProxy, BaseHeartbeat):
         self._heartbeat = call(f"/{SERVICE}/RecordHeartbeat", **codec)
         self._stale = call(f"/{SERVICE}/StaleTrials", **codec)
         self._lock = self._channel.stream_stream(f"/{SERVICE}/Lock", **codec)
+        self._known_interval: int | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -65,7 +66,11 @@ class ProxiedStorage(GrpcStorageProxy, BaseHeartbeat):
         return self._stale(study_id)
 
     def get_heartbeat_interval(self) -> int | None:
-        return self._interval({})  # the proxy's: its database judges staleness by it
+        # The proxy's (its database judges staleness by it), fixed while it runs: Optuna asks
+        # before every trial and every stale-trial check, the proxy is asked once.
+        if self._known_interval is None:
+            self._known_interval = self._interval({})
+        return self._known_interval
 
     def get_heartbeat_stale_trial_callback(self) -> Callable | None:
         return self._retry
