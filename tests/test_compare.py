@@ -322,7 +322,10 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_fold_reference
                 "references": {
                     "seed_original": ["experiment=seed_original", "trainer.max_epochs=1"]
                 },
-                "framing": {"arms": {"balanced+face": ["balancing=balanced", "face=haar"]}},
+                "framing": {
+                    "reframe": "both",
+                    "arms": {"balanced+face": ["balancing=balanced", "face=haar"]},
+                },
             },
             sort_keys=False,  # the first arm is the baseline
         )
@@ -358,15 +361,19 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_fold_reference
     assert "2-fold identity-disjoint cross-validation" in report
     metrics = parent.data.metrics
     assert {"comparison/balanced/macro_f1_difference", "comparison/hog/macro_f1"} <= set(metrics)
-    # The framing check: every honest arm scored on reframed test images, the face arm too.
+    # The framing check, both ways: every honest arm scored on its test images placed into
+    # larger pictures and cut tighter, the face arm too.
     framing = report.split("## Framing")[1]
     for arm in ("original", "balanced", "balanced+face"):
         assert f"| {arm} " in framing
-    assert "- **balanced+face**: reframed macro F1" in framing
+    for direction in ("reframed", "tightened"):
+        assert f"- **balanced+face**, {direction}: macro F1" in framing
     summary = client.download_artifacts(parent_id, "comparison/summary.json")
-    rows = {row["arm"]: row for row in json.loads(Path(summary).read_text())["framing"]}
-    assert rows["balanced+face"]["face step"] and not rows["balanced"]["face step"]
-    assert "Each test image put on a larger canvas (face 30%–100%" in framing
+    rows = {(r["arm"], r["framing"]): r for r in json.loads(Path(summary).read_text())["framing"]}
+    assert len(rows) == 3 * 2
+    assert rows["balanced+face", "tightened"]["face step"]
+    assert not rows["balanced", "tightened"]["face step"]
+    assert "larger canvas (face 30%–100%" in framing and "a square 70%–90%" in framing
     assert all(0 <= row["common called rare, reframed"] <= 1 for row in rows.values())
 
     # Run again, it trains nothing: every run (references, HOG, framing) is read back the same.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fersweep.data.reframe import Reframing, Tightening
+from fersweep.data.reframe import Framings, Reframing, Tightening
 from fersweep.errors import ConfigError
 
 
@@ -115,3 +115,17 @@ def test_bad_tightening_settings_are_refused_naming_the_key(changes, key):
 def test_each_direction_says_in_a_sentence_what_it_did():
     assert "larger canvas (face 30%–100%" in reframing().describe()
     assert "a square 70%–90% of its shorter side, off-centre by up to 5%" in tightening().describe()
+
+
+def test_both_directions_in_one_run_are_named_and_described_each():
+    both = Framings({"reframed": reframing(), "tightened": tightening()})
+    assert list(both.named()) == ["reframed", "tightened"]
+    assert list(reframing().named()) == ["reframed"]  # one direction: `reframed`
+    assert both.describe().startswith("reframed: Each test image put on a larger canvas")
+    assert "; tightened: Each test image cut tighter" in both.describe()
+
+
+@pytest.mark.parametrize("directions", [{}, {"Tight Faces": None}])
+def test_directions_with_no_name_or_a_bad_one_are_refused(directions):
+    with pytest.raises(ConfigError, match="reframe.directions"):
+        Framings(directions)

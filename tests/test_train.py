@@ -181,20 +181,26 @@ def test_no_validation_split_while_callbacks_monitor_it_is_refused_at_start(
         train(cfg)
 
 
-def test_the_framing_check_scores_the_test_images_reframed_beside_the_originals(
+def test_the_framing_check_scores_the_test_images_framed_both_ways_beside_the_originals(
     compose, tiny_dataset
 ):
-    cfg = compose(*tiny_overrides(tiny_dataset), "reframe=default", "face=haar")
+    cfg = compose(*tiny_overrides(tiny_dataset), "reframe=both", "face=haar")
     result = train(cfg)
-    assert np.array_equal(result.reframed.truth, result.truth) and result.face_step
-    assert 0 <= result.metrics["test_reframed/macro_f1"] <= 1
+    assert list(result.reframed) == ["reframed", "tightened"] and result.face_step
     client = mlflow.MlflowClient(cfg.tracking.tracking_uri)
     run = client.get_run(result.run_id)
-    assert run.data.metrics["test_reframed/macro_f1"] == pytest.approx(
-        result.metrics["test_reframed/macro_f1"]
-    )
     paths = set(artifact_paths(client, result.run_id))
-    assert {"evaluation/test_reframed_report.csv", "evaluation/test_reframed_samples.png"} <= paths
+    for name, framed in result.reframed.items():
+        assert np.array_equal(framed.truth, result.truth)
+        assert 0 <= result.metrics[f"test_{name}/macro_f1"] <= 1
+        assert run.data.metrics[f"test_{name}/macro_f1"] == pytest.approx(
+            result.metrics[f"test_{name}/macro_f1"]
+        )
+        recorded = {f"evaluation/test_{name}_{part}" for part in ("report.csv", "samples.png")}
+        assert recorded <= paths
+    # Two different pictures of each image: the two directions are not one scored twice.
+    larger, tighter = result.reframed.values()
+    assert not np.allclose(larger.probabilities, tighter.probabilities)
     # What the face step did to every image is in the data report and the split table.
     assert run.data.metrics["data/face_step/no_face_found"] == run.data.metrics["data/images_used"]
     split = client.download_artifacts(result.run_id, "data/split.csv")

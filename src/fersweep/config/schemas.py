@@ -177,7 +177,7 @@ class ChampionGate:
     references: dict[str, list[str]] | None = None
     # The candidate's test folds also scored reframed (a conf/reframe option; null: not), shown
     # beside its score as they are: scoring only, nothing more is trained, nothing is judged.
-    reframe: str | None = "default"
+    reframe: str | None = "both"
 
     def __post_init__(self) -> None:
         if self.folds is not None and self.folds < 2:
@@ -267,8 +267,8 @@ class SweepDefinition:
 @dataclass
 class Framing:
     """The framing check in a comparison: every arm's runs also scored on reframed test images
-    (`reframe`, an option of conf/reframe, or null for no check), and further `arms` (e.g. with
-    the face step) trained over the same seeds and shown in the framing table only."""
+    (`reframe`, an option of conf/reframe, `both` for both ways; null for no check), and further
+    `arms` (e.g. with the face step) trained over the same seeds, in the framing table only."""
 
     reframe: str | None = "default"
     arms: dict[str, list[str]] = field(default_factory=dict)

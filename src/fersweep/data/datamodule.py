@@ -21,7 +21,7 @@ from fersweep.data.dataset import MEMORY_SHARE, EmotionImages, available_memory,
 from fersweep.data.folder import read_folder
 from fersweep.data.legend import DataReport, Record, read_legend
 from fersweep.data.preprocess import FACE, Preprocessor, read_file
-from fersweep.data.reframe import Framing
+from fersweep.data.reframe import Framing, Framings
 from fersweep.data.source import IMAGES_DIR, LEGEND_NAME, resolve_data_root
 from fersweep.data.split import SPLITS, check_folds, check_settings, split_assignments
 from fersweep.errors import ConfigError, DataError
@@ -60,7 +60,7 @@ class EmotionDataModule(pl.LightningDataModule):
         cache_dir: str | None,
         balancing: Balancing,
         evaluate_on: str,
-        reframe: Framing | None,
+        reframe: Framing | Framings | None,
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
@@ -77,13 +77,14 @@ class EmotionDataModule(pl.LightningDataModule):
         self.subset, self.batch_size, self.num_workers = subset, batch_size, num_workers
         self.decode_workers, self.cache_dir, self.balancing = decode_workers, cache_dir, balancing
         self.evaluate_on, self.reframe = evaluate_on, reframe
+        self.framings: dict[str, Framing] = reframe.named() if reframe is not None else {}
         if reframe is not None and balancing.before_split:
             raise ConfigError(
                 "reframe: the framing check reframes original test images, but "
                 "balancing.before_split=true puts augmented copies in the test split"
             )
         self.image_set: ImageSet | None = None
-        self.reframed: np.ndarray | None = None
+        self.reframed: dict[str, np.ndarray] = {}  # by direction, once the test starts
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -318,27 +319,37 @@ class EmotionDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader | list[DataLoader]:
         """The split a run is scored on: test, or val inside a sweep (`eval_split`); with
-        `reframe` set, its images reframed (the framing check) as a second loader."""
+        `reframe` set, its images framed each way (the framing check) as further loaders, in
+        the order of `framings`."""
         loader = self.eval_dataloader(self.evaluate_on)
-        if self.reframe is None:
+        if not self.framings:
             return loader
         index = self.indices(self.evaluate_on)
-        self.reframed = self.reframed_images(index)
-        reframed = EmotionImages(self.reframed, self.image_set.labels[index], np.arange(len(index)))
-        return [loader, self._loader(reframed, shuffle=False)]
+        labels = self.image_set.labels[index]
+        self.reframed = {name: self.reframed_images(index, name) for name in self.framings}
+        return [
+            loader,
+            *(
+                self._loader(EmotionImages(images, labels, np.arange(len(index))), shuffle=False)
+                for images in self.reframed.values()
+            ),
+        ]
 
-    def reframed_samples(self, per_emotion: int) -> dict[str, list[np.ndarray]]:
-        """Per emotion, the first reframed test images as the network saw them."""
+    def reframed_samples(self, per_emotion: int, name: str) -> dict[str, list[np.ndarray]]:
+        """Per emotion, the first test images framed as direction `name`, as the network saw
+        them."""
         labels = self.image_set.labels[self.indices(self.evaluate_on)]
         return {
-            emotion: list(self.reframed[np.flatnonzero(labels == label)[:per_emotion]])
+            emotion: list(self.reframed[name][np.flatnonzero(labels == label)[:per_emotion]])
             for label, emotion in enumerate(EMOTIONS)
             if (labels == label).any()
         }
 
-    def reframed_images(self, index: np.ndarray) -> np.ndarray:
-        """The images at `index`, reframed (fersweep.data.reframe) and preprocessed as training
-        images are; computed once per data, preprocessing and reframing (cached)."""
+    def reframed_images(self, index: np.ndarray, name: str) -> np.ndarray:
+        """The images at `index`, framed as direction `name` (fersweep.data.reframe) and
+        preprocessed as training images are; computed once per data, preprocessing and
+        framing (cached)."""
+        framing = self.framings[name]
         records = [self.image_set.records[i] for i in index]
         path = None
         if self.cache_dir:
@@ -346,16 +357,16 @@ class EmotionDataModule(pl.LightningDataModule):
             key = content_key(
                 files,
                 self.preprocessor.settings(),
-                asdict(self.reframe),
+                asdict(framing),
                 {"fingerprint": self.fingerprint},
             )
             path = Path(self.cache_dir) / f"reframed-{key}.npy"
-        return cached_array(path, lambda: self._reframe(records))
+        return cached_array(path, lambda: self._reframe(records, framing))
 
-    def _reframe(self, records: list[Record]) -> np.ndarray:
+    def _reframe(self, records: list[Record], framing: Framing) -> np.ndarray:
         def one(record: Record) -> np.ndarray:
             data = read_file(self.images_dir / record.file)
-            picture = self.reframe.reframed_file(data, record.file, self.preprocessor.max_pixels)
+            picture = framing.reframed_file(data, record.file, self.preprocessor.max_pixels)
             return self.preprocessor.load_bytes(picture, f"{record.file} (reframed)").array
 
         with ThreadPoolExecutor(max_workers=max(1, self.decode_workers)) as pool:

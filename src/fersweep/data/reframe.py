@@ -6,11 +6,13 @@ at a random place, on a textured background, often in colour, as people photogra
 `Tightening` (reframe=tighter): the face cut tighter, as other face collections are (eyebrows to
 chin, no hair or ears): a square 70-90% of the image's side, a little off-centre, resized back.
 The randomness is seeded by the configured seed and the image's name, so the same image is
-reframed the same way in every run, arm and model.
+reframed the same way in every run, arm and model. `Framings` (reframe=both): both directions
+in one run, each scored and reported under its own name.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -44,6 +46,11 @@ class Framing:
         """One sentence for reports: what was done to each test image."""
         raise NotImplementedError
 
+    def named(self) -> dict[str, Framing]:
+        """The directions a run is scored on, by the name its predictions are recorded under
+        (`{split}_{name}`): one direction is `reframed`."""
+        return {REFRAMED: self}
+
     def reframed_file(self, data: bytes, name: str, max_pixels: int) -> bytes:
         """An image file's bytes reframed: decoded in colour, reframed, saved as JPEG."""
         return self.encoded(decode_bytes(data, name, max_pixels, colour=True).image, name)
@@ -56,6 +63,33 @@ class Framing:
         if not ok:
             raise ImageError(f"{name}: OpenCV could not encode its reframed picture")
         return data.tobytes()
+
+
+REFRAMED = "reframed"  # the name of a run's reframed predictions with one direction
+
+
+@dataclass(frozen=True)
+class Framings:
+    """Several directions in one run (reframe=both): each direction's images scored and
+    recorded under its name, so one training shows a model on pictures framed both ways."""
+
+    directions: dict[str, Framing]
+
+    def __post_init__(self) -> None:
+        if not self.directions:
+            raise ConfigError("reframe.directions is empty: name one framing or more")
+        for name in self.directions:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ConfigError(
+                    f"reframe.directions.{name}: name a direction in lower-case letters, digits "
+                    "and _ (it names the run's recorded predictions)"
+                )
+
+    def named(self) -> dict[str, Framing]:
+        return dict(self.directions)
+
+    def describe(self) -> str:
+        return "; ".join(f"{name}: {f.describe()}" for name, f in self.directions.items())
 
 
 @dataclass(frozen=True)

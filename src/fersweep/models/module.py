@@ -48,9 +48,10 @@ class EmotionModule(pl.LightningModule):
         self.train_f1 = MulticlassF1Score(num_classes, average="macro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
         self.val_f1_best = MaxMetric()
-        # The evaluated split's predictions, and with the framing check its reframed images'.
+        # The evaluated split's predictions, and with the framing check its images' framed
+        # each way, by direction (the data module's `framings`).
         self.test_outputs: SplitPredictions | None = None
-        self.reframed_outputs: SplitPredictions | None = None
+        self.reframed_outputs: dict[str, SplitPredictions] = {}
         self.plain_outputs: SplitPredictions | None = None
         self._test_batches: dict[int, list[tuple[torch.Tensor, ...]]] = {}
 
@@ -149,7 +150,9 @@ class EmotionModule(pl.LightningModule):
             outputs[loader] = SplitPredictions(labels, apply_offsets(scored, self.offsets))
             if loader == 0:
                 self.plain_outputs = SplitPredictions(labels, plain)
-        self.test_outputs, self.reframed_outputs = outputs[0], outputs.get(1)
+        directions = getattr(self.trainer.datamodule, "framings", {})
+        self.test_outputs = outputs[0]
+        self.reframed_outputs = {name: outputs[i] for i, name in enumerate(directions, start=1)}
         self._test_batches = {}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -7,7 +7,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightning.pytorch as pl
 import numpy as np
@@ -29,7 +29,7 @@ class FitScores:
 
     outputs: SplitPredictions
     best_val_f1: float
-    reframed: SplitPredictions | None = None
+    reframed: dict[str, SplitPredictions] = field(default_factory=dict)  # by direction
     plain: SplitPredictions | None = None
 
 
@@ -97,9 +97,9 @@ def fit_classical(model: Reference, datamodule, split: str) -> FitScores:
     artifacts.log_evaluation(outputs.evaluation, split)
     files_and_people = datamodule.files_and_people(split)
     artifacts.log_predictions(*files_and_people, outputs, split)
-    reframed = None
-    if datamodule.reframe is not None:
-        reframed = scored(evaluated, datamodule.reframed_images(evaluated))
-        artifacts.log_evaluation(reframed.evaluation, f"{split}_reframed")
-        artifacts.log_predictions(*files_and_people, reframed, f"{split}_reframed")
+    reframed = {}
+    for name in datamodule.framings:  # the framing check, each direction
+        reframed[name] = scored(evaluated, datamodule.reframed_images(evaluated, name))
+        artifacts.log_evaluation(reframed[name].evaluation, f"{split}_{name}")
+        artifacts.log_predictions(*files_and_people, reframed[name], f"{split}_{name}")
     return FitScores(outputs=outputs, best_val_f1=float(best_val_f1), reframed=reframed)

@@ -40,7 +40,8 @@ class RunResult:
     metrics: dict[str, float]
     outputs: SplitPredictions  # after the post-hoc steps, if any
     prevalence: np.ndarray  # each emotion's share of the original images
-    reframed: SplitPredictions | None = None  # the framing check's, when it is on
+    # The framing check's, by direction (`reframed` with one), when it is on.
+    reframed: dict[str, SplitPredictions] = field(default_factory=dict)
     face_step: bool = False  # whether its preprocessing cut out faces
     files: np.ndarray | None = None  # the evaluated images, in the order of `outputs`
     people: np.ndarray | None = None  # whose face each evaluated image shows
@@ -49,10 +50,15 @@ class RunResult:
 
     @classmethod
     def recorded(
-        cls, run_id: str, metrics: dict[str, float], split: str, face_step: bool
+        cls,
+        run_id: str,
+        metrics: dict[str, float],
+        split: str,
+        face_step: bool,
+        framings: Sequence[str] = (),
     ) -> RunResult | None:
         """A finished run read back from what it recorded in MLflow (the predictions of `split`,
-        before the post-hoc steps and reframed where it has them), or None where its records
+        before the post-hoc steps and framed each way of `framings`), or None where its records
         cannot tell the whole result (a run from before these records existed)."""
         scored = artifacts.recorded_predictions(run_id, split)
         prevalence = artifacts.recorded_prevalence(run_id)
@@ -60,15 +66,17 @@ class RunResult:
             return None
         files, people, outputs = scored
         plain = artifacts.recorded_predictions(run_id, f"{split}_plain")
-        reframed = artifacts.recorded_predictions(run_id, f"{split}_reframed")
-        if f"{split}_reframed/macro_f1" in metrics and reframed is None:
+        reframed = {
+            name: artifacts.recorded_predictions(run_id, f"{split}_{name}") for name in framings
+        }
+        if any(found is None for found in reframed.values()):
             return None
         return cls(
             run_id=run_id,
             metrics=metrics,
             outputs=outputs,
             prevalence=prevalence,
-            reframed=reframed[2] if reframed else None,
+            reframed={name: found[2] for name, found in reframed.items()},
             face_step=face_step,
             files=files,
             people=people,
@@ -120,9 +128,9 @@ def train(
             scores = fit_network(cfg, model, datamodule, all_callbacks, validates, run.info.run_id)
     metrics = {f"{cfg.eval_split}/{k}": v for k, v in scores.outputs.evaluation.metrics.items()}
     metrics["val/macro_f1_best"] = scores.best_val_f1
-    if scores.reframed is not None:
-        reframed = scores.reframed.evaluation.metrics
-        metrics.update({f"{cfg.eval_split}_reframed/{k}": v for k, v in reframed.items()})
+    for name, reframed in scores.reframed.items():
+        framed = reframed.evaluation.metrics
+        metrics.update({f"{cfg.eval_split}_{name}/{k}": v for k, v in framed.items()})
     files, people = datamodule.files_and_people(cfg.eval_split)
     return RunResult(
         run_id=run.info.run_id,

@@ -63,8 +63,8 @@ class RecordModelSize(pl.Callback):
 class RecordEvaluation(pl.Callback):
     """After the test: metrics, per-class report and confusion matrices of `split` (after the
     post-hoc steps, with the network's own scores as `{split}_plain` and the offsets in
-    `evaluation/posthoc.json`), and of its reframed images when the framing check is on
-    (`{split}_reframed`)."""
+    `evaluation/posthoc.json`), and of its images framed each way when the framing check is on
+    (`{split}_<direction>`: `{split}_reframed` with one direction)."""
 
     def __init__(self, split: str) -> None:
         self.split = split
@@ -88,16 +88,14 @@ class RecordEvaluation(pl.Callback):
             artifacts.log_metrics({f"{self.split}_plain/{k}": v for k, v in plain.items()})
             artifacts.log_predictions(files, people, pl_module.plain_outputs, f"{self.split}_plain")
             artifacts.log_dict(pl_module.posthoc_settings(), "evaluation/posthoc.json")
-        if pl_module.reframed_outputs is not None:
-            reframed = pl_module.reframed_outputs.evaluation
-            show_evaluation(reframed, f"{self.split} split, reframed (framing check)")
-            artifacts.log_evaluation(reframed, f"{self.split}_reframed")
-            artifacts.log_predictions(
-                files, people, pl_module.reframed_outputs, f"{self.split}_reframed"
-            )
+        for name, outputs in pl_module.reframed_outputs.items():  # each framing direction
+            prefix = f"{self.split}_{name}"
+            show_evaluation(outputs.evaluation, f"{self.split} split, {name} (framing check)")
+            artifacts.log_evaluation(outputs.evaluation, prefix)
+            artifacts.log_predictions(files, people, outputs, prefix)
             grid = sample_grid_figure(
-                trainer.datamodule.reframed_samples(6),
+                trainer.datamodule.reframed_samples(6, name),
                 6,
-                "reframed test images, as the model saw them",
+                f"{name} test images, as the model saw them",
             )
-            artifacts.log_figure(grid, f"evaluation/{self.split}_reframed_samples.png")
+            artifacts.log_figure(grid, f"evaluation/{prefix}_samples.png")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from fersweep.config.compose import check_builds, compose_config
+from fersweep.config.compose import build, check_builds, compose_config
 from fersweep.config.schemas import Reuse, ReuseMatch
 from fersweep.errors import ConfigError, FersweepError
 from fersweep.evaluation.metrics import Evaluation, SplitPredictions, evaluate
@@ -31,13 +31,13 @@ log = logging.getLogger(__name__)
 class OutOfFold(SplitPredictions):
     """One seed's predictions for every evaluated image, each from the run that did not train
     on it (with one split: that split's), sorted by file so arms line up image by image;
-    `plain`: the same before the post-hoc steps; `reframed`: the same images reframed (the
-    framing check), where every run has them."""
+    `plain`: the same before the post-hoc steps; `reframed`: the same images framed each way
+    of the framing check, by direction, where every run has them."""
 
     files: np.ndarray
     people: np.ndarray
     plain: SplitPredictions
-    reframed: SplitPredictions | None = None
+    reframed: dict[str, SplitPredictions] = field(default_factory=dict)
 
     @classmethod
     def pool(cls, runs: Sequence[RunResult]) -> OutOfFold:
@@ -55,9 +55,13 @@ class OutOfFold(SplitPredictions):
             )
         truth = joined(lambda r: r.truth)[order]
         plain = joined(lambda r: (r.plain or r.outputs).probabilities)[order]
-        reframed = None
-        if all(r.reframed is not None for r in runs):
-            reframed = SplitPredictions(truth, joined(lambda r: r.reframed.probabilities)[order])
+        shared = set.intersection(*(set(r.reframed) for r in runs))
+        framed = {  # kept in the first run's order of directions
+            name: np.concatenate([r.reframed[name].probabilities for r in runs])[order]
+            for name in runs[0].reframed
+            if name in shared
+        }
+        reframed = {name: SplitPredictions(truth, scores) for name, scores in framed.items()}
         return cls(
             truth=truth,
             probabilities=joined(lambda r: r.outputs.probabilities)[order],
@@ -92,17 +96,30 @@ class ArmSummary:
             np.concatenate([o.predicted for o in self.out_of_fold]),
         )
 
-    def pooled_metric(self, name: str, of: str | None = None) -> float:
+    def pooled_metric(self, name: str, of: str | None = None, framing: str | None = None) -> float:
         """A metric of the out-of-fold predictions, averaged over seeds; `of`: of their `plain`
-        (before the post-hoc steps) or `reframed` counterparts instead."""
-        pooled = [getattr(o, of) if of else o for o in self.out_of_fold]
+        counterparts (before the post-hoc steps) instead; `framing`: of the images framed as
+        that direction of the framing check instead."""
+        pooled = [
+            o.reframed[framing] if framing else getattr(o, of) if of else o
+            for o in self.out_of_fold
+        ]
         return float(np.mean([p.evaluation.metrics[name] for p in pooled]))
 
-    def metric(self, name: str, of: str | None = None) -> np.ndarray:
-        """A metric of every run (fold and seed) on its own test part; `of`: on its `reframed`
-        test part instead."""
-        scored = [getattr(r, of) if of else r.outputs for r in self.runs]
+    def metric(self, name: str, framing: str | None = None) -> np.ndarray:
+        """A metric of every run (fold and seed) on its own test part; `framing`: on that part
+        framed as this direction of the framing check instead."""
+        scored = [r.reframed[framing] if framing else r.outputs for r in self.runs]
         return np.array([s.evaluation.metrics[name] for s in scored])
+
+    @property
+    def framings(self) -> list[str]:
+        """The framing check's directions every seed's pooled predictions have."""
+        return [
+            name
+            for name in self.out_of_fold[0].reframed
+            if all(name in o.reframed for o in self.out_of_fold)
+        ]
 
 
 def fold_overrides(folds: int | None) -> list[list[str]]:
@@ -139,8 +156,10 @@ class EarlierRuns:
             return None
         tags = {RUN_KEY_TAG: key, **self.source}
         face_step = cfg.data.preprocess.get("face") is not None
+        framings = list(build(cfg.data.reframe).named()) if cfg.data.get("reframe") else []
         for run in self.tracker.finished_runs(tags):
-            found = RunResult.recorded(run.info.run_id, run.data.metrics, cfg.eval_split, face_step)
+            metrics, split = run.data.metrics, cfg.eval_split
+            found = RunResult.recorded(run.info.run_id, metrics, split, face_step, framings)
             if found is not None:
                 return found
         return None
