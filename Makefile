@@ -37,7 +37,7 @@ install: $(VENV)/.installed  ## build .venv from scratch (torch, then fersweep a
 weights: $(VENV)/.installed  ## fetch (again) and check the FER2013 weights into .cache/fersweep/weights (FERSWEEP_WEIGHTS=... for a copy)
 	$(BIN)/python -m fersweep.models.weights
 
-test: $(VENV)/.installed  ## the fast tier, what CI runs (about 15 min on 2 cores, 18 with the install)
+test: $(VENV)/.installed  ## the fast tier, what CI runs (15-24 min on 2 cores, plus the install)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 test-all: $(VENV)/.installed  ## both tiers: the fast one and the slow multi-process ones (about 25 min on 2 cores)
