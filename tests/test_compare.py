@@ -370,7 +370,7 @@ def test_a_comparison_is_one_parent_run_with_a_nested_run_per_arm_fold_reference
         assert f"- **balanced+face**, {direction}: macro F1" in framing
     summary = client.download_artifacts(parent_id, "comparison/summary.json")
     rows = {(r["arm"], r["framing"]): r for r in json.loads(Path(summary).read_text())["framing"]}
-    assert len(rows) == 3 * 2
+    assert len(rows) == 4 * 2  # original, balanced, hog and the face arm, each both ways
     assert rows["balanced+face", "tightened"]["face step"]
     assert not rows["balanced", "tightened"]["face step"]
     assert "larger canvas (face 30%–100%" in framing and "a square 70%–90%" in framing
