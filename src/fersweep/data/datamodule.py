@@ -76,7 +76,8 @@ class EmotionDataModule(pl.LightningDataModule):
         self.split_config = SplitConfig(**split)
         self.subset, self.batch_size, self.num_workers = subset, batch_size, num_workers
         self.decode_workers, self.cache_dir, self.balancing = decode_workers, cache_dir, balancing
-        self.evaluate_on, self.reframe = evaluate_on, reframe
+        self.evaluate_on = evaluate_on
+        # The framing check's directions by name, what every use of `reframe` asks of it.
         self.framings: dict[str, Framing] = reframe.named() if reframe is not None else {}
         if reframe is not None and balancing.before_split:
             raise ConfigError(
