@@ -153,3 +153,21 @@ def test_fersweep_grpc_proxy_serves_the_database_named_in_conf_server_yaml(postg
     finally:
         proxy.terminate()
         proxy.wait(30)
+
+
+def test_the_proxy_starts_without_loading_the_trainer_or_mlflow():
+    # A proxy is started once per sweep on a login node: it needs Optuna and the database,
+    # not Lightning, torch or MLflow (seconds each to import on a small machine).
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, fersweep.cli, fersweep.tasks.sweep.proxy_server; "
+            "print(sorted({'lightning', 'torch', 'mlflow'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+    )
+    assert loaded.stdout.strip() == "[]"

@@ -11,12 +11,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import mlflow
-import requests
 from mlflow.entities import Run
 from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 
 from fersweep.errors import ConfigError, FersweepError
+from fersweep.tracking.server import answers
 
 CLASSIFIER_NAME = "classifier"  # the raw-image pyfunc that the registry and `fersweep` use
 
@@ -193,14 +193,6 @@ class Tracker:
         with mlflow.start_run(run_id=run_id) as run:
             yield run
         mlflow.MlflowClient().set_terminated(run_id, status)
-
-
-def answers(server_url: str, timeout: float) -> bool:
-    """Whether the MLflow server at `server_url` answers its /health check now."""
-    try:
-        return requests.get(f"{server_url.rstrip('/')}/health", timeout=timeout).ok
-    except requests.RequestException:
-        return False
 
 
 def git_commit() -> str:

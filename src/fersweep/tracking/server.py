@@ -20,11 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+import requests
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from fersweep.errors import ConfigError, FersweepError
-from fersweep.tracking.runs import answers
 
 AUTH_SECRETS = ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
 
@@ -178,6 +178,14 @@ class TrackingServer:
 def hide_password(url: str) -> str:
     """A database URL fit to print: its password, if any, as ***."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def answers(server_url: str, timeout: float) -> bool:
+    """Whether the MLflow server at `server_url` answers its /health check now."""
+    try:
+        return requests.get(f"{server_url.rstrip('/')}/health", timeout=timeout).ok
+    except requests.RequestException:
+        return False
 
 
 def free_port() -> int:
