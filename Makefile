@@ -11,14 +11,16 @@ UI_PORT ?= 5000
 DASHBOARD_PORT ?= 8080
 MLFLOW_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: help install weights test test-all demo train compare sweep bench ui db tracking-server grpc-proxy dashboard lint docs docs-build serve clean
+.PHONY: help install weights test test-all demo train compare sweep bench ui db tracking-server grpc-proxy dashboard lint docs docs-build serve clean slurm-up slurm-down
 
 help:  ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# Never deletes an environment: a newer pyproject.toml (a `git pull`) installs into the one there,
+# which may be a shared one that running Slurm jobs use (VENV=/shared/.venv); a missing or
+# broken one is made (again) in place.
 $(VENV)/.installed: pyproject.toml
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "" 2>/dev/null || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch and torchvision first, pinned as a pair that imports together (PyPI's torchvision
 	# 0.28 does not import beside the local torch 2.13.0 CPU file), so the ranges in
@@ -32,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m fersweep.models.weights
 	touch $@
 
-install: $(VENV)/.installed  ## build .venv from scratch (torch, then fersweep and its tools, then the FER2013 weights)
+install: $(VENV)/.installed  ## build .venv, or bring it up to date in place (torch, then fersweep and its tools, then the FER2013 weights)
 
 weights: $(VENV)/.installed  ## fetch (again) and check the FER2013 weights into .cache/fersweep/weights (FERSWEEP_WEIGHTS=... for a copy)
 	$(BIN)/python -m fersweep.models.weights
@@ -91,3 +93,9 @@ bench: $(VENV)/.installed  ## speed on the real data: table, JSON in bench/resul
 
 serve: $(VENV)/.installed  ## REST server for the champion on 127.0.0.1:5001 (MODEL=models:/...)
 	$(BIN)/fersweep serve $(if $(MODEL),--model $(MODEL))
+
+slurm-up:  ## a real one-node Slurm on this machine (root; installs slurm-wlm and munge if missing): docs/slurm.md
+	scripts/slurm-local.sh up
+
+slurm-down:  ## stop the one-node Slurm that slurm-up started
+	scripts/slurm-local.sh down

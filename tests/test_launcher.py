@@ -1,17 +1,13 @@
 """Sweep workers placed by a scheduler through submitit: jobs of its local executor against one
 PostgreSQL study, directly or through the gRPC storage proxy (the trial count exact, job ids on
-the trials and runs, the finish once), a job killed mid-trial and submitted again, the Slurm job scripts asked of a stand-in `sbatch`, and
-settings that cannot work refused at start."""
+the trials and runs, the finish once), a job killed mid-trial and submitted again, and settings that cannot work
+refused at start. The Slurm executor meets a real Slurm in tests/test_slurm.py."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import stat
 from pathlib import Path
 
-import mlflow
 import psutil
 import pytest
 from optuna.trial import TrialState
@@ -30,13 +26,6 @@ from tests.test_reliability import (
     wait_until_failed_for_silence,
 )
 from tests.test_sweep import TINY, client_for, definition, make_sweep
-
-STAND_IN_SBATCH = """#!/bin/bash
-# Keeps each job script it is given and answers as sbatch does.
-number=$(( $(ls "{folder}" | wc -l) + 101 ))
-cp "$1" "{folder}/job_$number.sh"
-echo "Submitted batch job $number"
-"""
 
 
 def launched(path: Path, overrides: list[str], launcher: str, **own) -> object:
@@ -82,44 +71,6 @@ def test_two_local_jobs_share_one_postgresql_study_and_the_finish_runs_once(
     assert len([r for r in runs if r.data.tags.get("kind") == "best"]) == 2  # finished once
     trial_runs = [r for r in runs if r.data.tags.get("kind") == "trial"]
     assert {r.data.tags["job_id"] for r in trial_runs} == jobs
-
-
-def test_slurm_job_scripts_ask_for_the_configured_gpu_partition_time_and_wait_for_the_workers(
-    tmp_path, sweep_overrides, postgres_database, monkeypatch
-):
-    scripts, bin_dir = tmp_path / "scripts", tmp_path / "bin"
-    scripts.mkdir()
-    bin_dir.mkdir()
-    for name, text in (("sbatch", STAND_IN_SBATCH.format(folder=scripts)), ("srun", "")):
-        command = bin_dir / name  # submitit looks for srun to know it is on a cluster
-        command.write_text(text or "#!/bin/bash\n")
-        command.chmod(command.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    sweep = launched(
-        TINY,
-        [*sweep_overrides, "+sweep.launcher.sbatch.qos=normal"],  # an option of one's own
-        "slurm",
-        storage=postgres_database,
-        **{
-            "launcher.jobs": 2,
-            "launcher.partition": "gpu",
-            "launcher.timeout_min": 90,
-        },
-    )
-    outcome = run_sweep(sweep)
-    assert outcome == {"worker_jobs": ["101", "102"], "finish_job": "103"}
-    for worker in ("job_101.sh", "job_102.sh"):
-        text = (scripts / worker).read_text()
-        for line in ("--gpus-per-node=1", "--partition=gpu", "--time=90", "--qos=normal"):
-            assert f"#SBATCH {line}" in text
-        assert "--dependency" not in text
-    finish = (scripts / "job_103.sh").read_text()
-    assert "#SBATCH --dependency=afterany:101:102" in finish
-    assert re.search(r"#SBATCH --gpus-per-node=1", finish)
-    (sweep_run,) = client_for(sweep).search_runs(
-        [mlflow.get_experiment_by_name("fersweep").experiment_id], "tags.kind = 'sweep'"
-    )
-    assert sweep_run.data.tags[JOB_IDS_TAG] == "101 102"
 
 
 @pytest.mark.parametrize(
@@ -175,7 +126,7 @@ def test_a_job_killed_mid_trial_and_submitted_again_retries_its_trial_and_keeps_
     sweep = launched(path, sweep_overrides, "local", storage=storage, trials=3)
     sweep.check()
     sweep_run_id = ensure_parent_runs(sweep)
-    executor = executor_for(sweep.definition.launcher, name="fersweep-test")
+    executor = executor_for(sweep.definition.launcher, name="fersweep-test", launch="test")
     first = executor.submit(WorkerJob(), sweep, 0)
     wait_for(lambda: len(job_processes(first._process.pid)) > 1, 60, "the job's task")
     processes = job_processes(first._process.pid)

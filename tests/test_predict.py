@@ -19,6 +19,7 @@ import cv2
 import mlflow
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from PIL import Image
 
@@ -238,7 +239,7 @@ def strict_json(body: bytes):
     return json.loads(body, parse_constant=lambda name: pytest.fail(f"{name} in {body[:200]!r}"))
 
 
-def test_fersweep_serve_answers_a_rest_request_with_an_image(model, tmp_path):
+def test_fersweep_serve_answers_a_rest_request_and_stops_whole_on_sigterm(model, tmp_path):
     uri, tracking, folder = model
     port = free_port()
     fersweep = Path(sys.executable).parent / "fersweep"  # the installed command itself
@@ -288,9 +289,19 @@ def test_fersweep_serve_answers_a_rest_request_with_an_image(model, tmp_path):
         status, body = post(port, [(odd / "deep.png").read_bytes()])
         (answer,) = strict_json(body)["predictions"]
         assert status == 200 and answer["note"] == expected["deep.png"]
+        # Stopped as a service manager or a container stops it: SIGTERM to `fersweep serve`
+        # alone. What it started (MLflow's server, its uvicorn worker) stops with it.
+        started = psutil.Process(server.pid).children(recursive=True)
+        assert started  # MLflow's server at least
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        assert not [p.pid for p in started if p.is_running() and p.status() != "zombie"]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # the port is free again
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
 
 
 # --- the face step at prediction ----------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -348,3 +349,18 @@ def test_a_new_sweep_starts_from_the_current_champions_settings(finished_sweep, 
             assert fixed["model.net.filters"] == int(filters.group(1))
     else:
         assert not any(queued.values())  # no champion, nothing to start from
+
+
+def test_a_worker_whose_arm_is_full_moves_on_at_once_and_waits_only_at_the_end(
+    tmp_path, sweep_overrides
+):
+    from fersweep.config.compose import build
+    from fersweep.tasks.sweep.trials import _next_trial
+
+    sweep = make_sweep(TINY, sweep_overrides, trials=1, heartbeat_seconds=30)
+    study = sweep.open_study("original")
+    study.ask()  # the arm's one trial, running on another worker
+    tracker = build(sweep.base_config().tracking)
+    started = time.monotonic()
+    assert _next_trial(sweep, study, None, tracker, until_settled=False) is None
+    assert time.monotonic() - started < 10  # not a heartbeat interval of idling

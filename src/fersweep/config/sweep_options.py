@@ -26,8 +26,9 @@ class Launcher:
     `timeout_min` is each job's time limit (submitit's local executor stops a job after 2
     minutes without one); the rest are Slurm's: `partition`, `account`, `gpus_per_node`,
     `cpus_per_task`, `mem_gb`, and `sbatch`, further `#SBATCH` options by name. `folder`:
-    where submitit keeps each job's script, pickles and logs. `wait`: stay until the finish
-    job has run (always, for `local`)."""
+    where submitit keeps each job's script, pickles and logs, each launch in its own
+    sub-folder (job ids repeat). `wait`: stay until the finish job has run (always, for
+    `local`)."""
 
     kind: LauncherKind = LauncherKind.none
     jobs: int = 1
@@ -38,7 +39,7 @@ class Launcher:
     cpus_per_task: int = 4
     mem_gb: float = 16
     sbatch: dict[str, Any] = field(default_factory=dict)
-    folder: str = "outputs/launcher/%j"
+    folder: str = "outputs/launcher"
     wait: bool = False
 
     def __post_init__(self) -> None:

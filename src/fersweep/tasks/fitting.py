@@ -63,12 +63,15 @@ def fit_network(
 
 @contextmanager
 def quiet_library() -> Iterator[None]:
-    """Two notices a user can do nothing about, not passed on: Lightning's own use of torch's
-    deprecated `LeafSpec` (a FutureWarning every run), and Lightning's note that modules start
-    training in eval mode, which is what a frozen backbone's batch norm is meant to do."""
+    """Notices a user can do nothing about, not passed on: Lightning's own use of torch's
+    deprecated `LeafSpec` (a FutureWarning every run); Lightning's note that modules start
+    training in eval mode, which is what a frozen backbone's batch norm is meant to do; and its
+    hint to prepend `srun` wherever Slurm is installed (every `fit` asks whether it runs under
+    Slurm): a run is one process, and the sweep's Slurm jobs start it through srun already."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
         warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode at the start")
+        warnings.filterwarnings("ignore", r"The `srun` command is available on your system")
         yield
 
 

@@ -4,7 +4,6 @@ training overrides, and loading or serving a registered model."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +13,7 @@ import mlflow
 
 from fersweep.errors import FersweepError
 from fersweep.tracking.runs import CLASSIFIER_NAME, quiet_downloads
+from fersweep.tracking.server import run_until_stopped
 
 TRUSTED_SCHEMES = ("models:/", "runs:/")
 
@@ -78,4 +78,4 @@ def serve_model(model_uri: str, tracking_uri: str, host: str, port: int) -> int:
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     print(" ".join(command))
-    return subprocess.call(command, env=env)
+    return run_until_stopped(command, env)

@@ -11,6 +11,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import mlflow
+import submitit
 from mlflow.entities import Run
 from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
@@ -118,7 +119,7 @@ class Tracker:
             run_name=name,
             parent_run_id=parent_run_id,
             nested=mlflow.active_run() is not None,
-            tags={"git_commit": git_commit(), **(tags or {})},
+            tags={**origin_tags(), **(tags or {})},
             log_system_metrics=self.system_metrics,
         )
         try:
@@ -150,7 +151,7 @@ class Tracker:
     ) -> str:
         """A RUNNING run that is not this process's active run; several workers log under it."""
         experiment_id = self.connect()
-        all_tags = {"git_commit": git_commit(), **(tags or {})}
+        all_tags = {**origin_tags(), **(tags or {})}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = mlflow.MlflowClient().create_run(experiment_id, run_name=name, tags=all_tags)
@@ -163,6 +164,19 @@ class Tracker:
         client = mlflow.MlflowClient()
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(mlflow.MlflowClient().get_run(run_id).data.tags)
+
+    def reopen_detached_run(self, run_id: str) -> None:
+        """A run that an interrupted sweep ended, RUNNING again while the sweep resumes."""
+        if self.run_status(run_id) == "RUNNING":
+            return
+        client = mlflow.MlflowClient()
+        client.update_run(run_id, status="RUNNING")
+        for key in ("state", "interrupted"):  # what the interruption said no longer holds
+            if key in self.run_tags(run_id):
+                client.delete_tag(run_id, key)
 
     def fail_detached_run(self, run_id: str, reason: str) -> None:
         client = mlflow.MlflowClient()
@@ -193,6 +207,23 @@ class Tracker:
         with mlflow.start_run(run_id=run_id) as run:
             yield run
         mlflow.MlflowClient().set_terminated(run_id, status)
+
+
+def origin_tags() -> dict[str, str]:
+    """What made a run: the commit, and the scheduler job (Slurm's, or submitit's local
+    executor's) when a job made it."""
+    tags = {"git_commit": git_commit()}
+    if (job := job_id()) is not None:
+        tags["job_id"] = job
+    return tags
+
+
+def job_id() -> str | None:
+    """The submitit job this process runs as, or None outside one."""
+    try:
+        return str(submitit.JobEnvironment().job_id)
+    except RuntimeError:
+        return None
 
 
 def git_commit() -> str:

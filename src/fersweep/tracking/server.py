@@ -121,13 +121,7 @@ class TrackingServer:
             env = self.environment(Path(folder))
             print(" ".join(self.command()))
             print(f"MLFLOW_TRACKING_URI={self.url}")
-            process = subprocess.Popen(self.command(), env=env)
-            signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
-            try:
-                return process.wait()
-            except KeyboardInterrupt:
-                process.send_signal(signal.SIGINT)
-                return process.wait()
+            return run_until_stopped(self.command(), env)
 
     @contextmanager
     def running(self, log: Path, ready_seconds: float = 120) -> Iterator[TrackingServer]:
@@ -204,6 +198,46 @@ def stop(process: subprocess.Popen, seconds: float = 30) -> None:
         process.wait(seconds)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def run_until_stopped(command: list[str], env: Mapping[str, str]) -> int:
+    """Run a server in the foreground, in a process group of its own; SIGTERM (a service
+    manager, a container's stop) or Ctrl-C stops that whole group: the server and the workers
+    it started, which would otherwise be left answering on the port. Returns its exit status."""
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+
+    def forward(number: int, _frame) -> None:
+        with_group(process, number)
+
+    handlers = {
+        number: signal.signal(number, forward) for number in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        return process.wait()
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        end_group(process)
+
+
+def with_group(process: subprocess.Popen, number: int) -> bool:
+    """Send a signal to the process's group; False once nothing of it is left."""
+    try:
+        os.killpg(process.pid, number)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def end_group(process: subprocess.Popen, seconds: float = 10) -> None:
+    """Whatever of the group outlived its leader: asked to stop, then killed."""
+    deadline = time.monotonic() + seconds
+    if with_group(process, signal.SIGTERM):
+        while with_group(process, 0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with_group(process, signal.SIGKILL)
+    if process.poll() is None:
         process.wait()
 
 

@@ -133,19 +133,19 @@ def bench_training(cfg, settings: BenchDefinition) -> dict[str, float]:
     datamodule.setup()
     timer = EpochTimer()
     module = build(cfg.model)
-    trainer = build(
-        cfg.trainer,
-        callbacks=[timer],
-        logger=False,
-        max_epochs=settings.epochs,
-        enable_checkpointing=False,
-        limit_val_batches=0,
-        enable_progress_bar=False,
-    )
     # The shared CPU's speed drifts by 10-20% over minutes: the bare loop runs before and after
     # the Lightning epochs, and their mean is the ceiling.
     bare_rates = [bare_loop_rate(cfg, datamodule, settings.bare_batches)]
     with quiet_library():  # the notices fit_network does not pass on either
+        trainer = build(
+            cfg.trainer,
+            callbacks=[timer],
+            logger=False,
+            max_epochs=settings.epochs,
+            enable_checkpointing=False,
+            limit_val_batches=0,
+            enable_progress_bar=False,
+        )
         trainer.fit(module, datamodule=datamodule)
     bare_rates.append(bare_loop_rate(cfg, datamodule, settings.bare_batches))
     per_epoch = len(datamodule.train_dataset())

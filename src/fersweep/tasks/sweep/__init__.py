@@ -6,7 +6,8 @@ values, so any trial can be re-run as `python train.py <its overrides>` (kept in
 `run`: the task itself; `study`: the definition bound to the configs; `trials`: the workers; `finish`: retraining, the
 registry and the gate; `storage`: where studies live and how workers take turns; `report`: a
 study's tables and plots in MLflow; `warm`: the first trials enqueued, and stopping a stalled
-arm; `launch`: the workers and the finish as scheduler jobs (submitit: local or Slurm).
+arm; `launch`: the workers and the finish as scheduler jobs (submitit: local or Slurm); `cluster`:
+what a Slurm cluster can give, asked before anything is submitted.
 
 The package's names are imported on first use, so `fersweep grpc-proxy` (`proxy_server`, which
 needs only Optuna and the storage) starts without loading Lightning and the trainer."""

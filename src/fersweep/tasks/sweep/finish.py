@@ -4,6 +4,7 @@ and tested, each best registered, the candidate judged by the champion gate, the
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +18,79 @@ from fersweep.tasks import champion
 from fersweep.tasks.compare.arms import ArmSummary
 from fersweep.tasks.compare.report import summarise
 from fersweep.tasks.sweep.report import log_study
-from fersweep.tasks.sweep.storage import counted_trials, storage_lock
-from fersweep.tasks.sweep.study import FINISHED_ATTR, OUTCOME_ATTR, PARENT_RUN_ATTR, Sweep
+from fersweep.tasks.sweep.storage import storage_lock
+from fersweep.tasks.sweep.study import (
+    FINISHED_ATTR,
+    OUTCOME_ATTR,
+    PARENT_RUN_ATTR,
+    Sweep,
+    end_parent_runs,
+)
+from fersweep.tasks.sweep.trials import (
+    close_runs_of_failed_trials,
+    fail_stale,
+    finished_trials,
+    unfinished,
+)
 from fersweep.tasks.train import RunPlacement, RunResult, train
 from fersweep.tracking import Tracker, artifacts, registry
 
 
 def finish_once(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
-    """Every machine's driver gets here; the first finishes the sweep for the trials there are,
-    the others find it finished."""
+    """Every machine's driver (or the finish job) gets here; the first finishes the sweep for
+    the trials there are, the others find it finished. Only finished trials are judged: while
+    an arm still has trials running, waiting or unstarted (its workers were cancelled, say),
+    nothing is retrained or registered and the sweep's runs are ended as interrupted, so the
+    same command resumes it and then finishes it."""
     d = sweep.definition
     with storage_lock(sweep.storage(), f"{d.name}-finish"):
         studies = [sweep.open_study(arm) for arm in d.arms]
-        done = {s.study_name: counted_trials(s) for s in studies}
+        fail_lost_trials(sweep, studies)
+        if unsettled := {s.study_name: why for s in studies if (why := unfinished(sweep, s))}:
+            return interrupted(sweep, sweep_run_id, unsettled)
+        done = {s.study_name: finished_trials(s) for s in studies}
         if all(s.user_attrs.get(FINISHED_ATTR) == done[s.study_name] for s in studies):
             console.print(f"sweep {d.name} was already finished for these trials")
+            end_parent_runs(sweep, sweep_run_id, "FINISHED")
             return studies[0].user_attrs.get(OUTCOME_ATTR, {})
-        outcome = finish(sweep, sweep_run_id)
+        try:
+            outcome = finish(sweep, sweep_run_id)
+        except BaseException as error:
+            end_parent_runs(sweep, sweep_run_id, "FAILED", {"error": str(error)[:5000]})
+            raise
         for study in studies:
             study.set_user_attr(FINISHED_ATTR, done[study.study_name])
             study.set_user_attr(OUTCOME_ATTR, outcome)
     return outcome
+
+
+def fail_lost_trials(sweep: Sweep, studies: list[optuna.Study]) -> None:
+    """Trials still RUNNING when the finish starts belong to workers that are gone (a finish
+    job starts after its workers ended) or still at work elsewhere: each is given the time a
+    silent worker is allowed (three heartbeat intervals), then failed by Optuna and re-queued
+    if its worker stopped beating, and its MLflow run is closed."""
+    tracker: Tracker = build(sweep.base_config().tracking)
+    interval = sweep.definition.heartbeat_seconds
+    deadline = time.monotonic() + 3 * interval + interval
+    while any(_running(s) for s in studies) and time.monotonic() < deadline:
+        time.sleep(interval)
+        for study in studies:
+            fail_stale(study)
+    for study in studies:
+        close_runs_of_failed_trials(study, tracker)
+
+
+def _running(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def interrupted(sweep: Sweep, sweep_run_id: str, unsettled: dict[str, str]) -> dict[str, Any]:
+    """The sweep's and arms' runs ended as KILLED, saying why and how to go on."""
+    reasons = "; ".join(f"{name}: {why}" for name, why in unsettled.items())
+    note = f"interrupted ({reasons}); run the same command again to resume and finish"
+    end_parent_runs(sweep, sweep_run_id, "KILLED", {"state": "interrupted", "interrupted": note})
+    console.print(f"[yellow]sweep {sweep.definition.name} not finished: {note}[/yellow]")
+    return {"interrupted": unsettled}
 
 
 def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:

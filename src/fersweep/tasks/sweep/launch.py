@@ -7,6 +7,8 @@ requeued simply starts again: the trial it lost is failed by its missing heartbe
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +17,23 @@ import torch
 
 from fersweep.config.compose import build
 from fersweep.config.sweep_options import Launcher, LauncherKind
+from fersweep.errors import FersweepError
 from fersweep.evaluation.console import console
+from fersweep.tasks.sweep.cluster import check_cluster, launch_environment, sbatch_options
 from fersweep.tasks.sweep.finish import finish_once
-from fersweep.tasks.sweep.study import Sweep
+from fersweep.tasks.sweep.study import Sweep, end_parent_runs
 from fersweep.tasks.sweep.trials import work
 from fersweep.tracking import Tracker
 
 JOB_IDS_TAG = "launcher_jobs"
+FINISH_JOB_TAG = "finish_job"
+POLL_SECONDS = 5.0
+
+
+def check_launch(sweep: Sweep) -> None:
+    """What the scheduler cannot give, refused before anything is submitted or recorded."""
+    if sweep.definition.launcher.kind is LauncherKind.slurm:
+        check_cluster(sweep.definition.launcher)
 
 
 def launch(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
@@ -29,45 +41,100 @@ def launch(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
     with `local` (or `wait`), wait for the finish and return its outcome, else the job ids."""
     d = sweep.definition
     launcher = d.launcher
-    executor = executor_for(launcher, name=f"fersweep-{d.name}")
-    workers = [executor.submit(WorkerJob(), sweep, index) for index in range(launcher.jobs)]
-    ids = [job.job_id for job in workers]
-    console.print(f"{d.name}: {len(ids)} worker jobs submitted ({', '.join(ids)})")
-    if launcher.kind is LauncherKind.local:
-        for job in workers:  # the local executor knows no dependencies: the wait is here
-            job.exception()
-    else:
-        executor.update_parameters(dependency=f"afterany:{':'.join(ids)}")
-    finish = executor.submit(finish_once, sweep, sweep_run_id)
     tracker: Tracker = build(sweep.base_config().tracking)
-    tracker.connect()
-    tracker.set_tags(sweep_run_id, {JOB_IDS_TAG: " ".join(ids), "finish_job": finish.job_id})
+    executor = executor_for(launcher, name=f"fersweep-{d.name}", launch=_launch_name(d.name))
+    try:
+        with launch_environment():
+            workers = [executor.submit(WorkerJob(), sweep, i) for i in range(launcher.jobs)]
+            ids = [job.job_id for job in workers]
+            console.print(f"{d.name}: {len(ids)} worker jobs submitted ({', '.join(ids)})")
+            if launcher.kind is LauncherKind.local:
+                for job in workers:  # the local executor knows no dependencies: the wait is here
+                    job.exception()
+            else:
+                executor.update_parameters(dependency=f"afterany:{':'.join(ids)}")
+            finish = executor.submit(finish_once, sweep, sweep_run_id)
+    except submitit.core.utils.FailedJobError as error:
+        refused = f"sweep.launcher: the scheduler refused a job: {_one_line(error)}"
+        end_parent_runs(sweep, sweep_run_id, "FAILED", {"error": refused})
+        raise FersweepError(refused) from error
+    record_jobs(tracker, sweep_run_id, ids, finish.job_id)
     console.print(f"{d.name}: finish job {finish.job_id} runs after them")
-    if launcher.kind is LauncherKind.local or launcher.wait:
+    if launcher.kind is LauncherKind.local:
         return finish.result()
+    if launcher.wait:
+        return wait_for_finish(finish)
     return {"worker_jobs": ids, "finish_job": finish.job_id}
 
 
-def executor_for(launcher: Launcher, name: str) -> submitit.Executor:
-    """submitit's executor for the launcher, its resources set: Slurm's options by name."""
-    folder = Path(launcher.folder)
+def record_jobs(tracker: Tracker, sweep_run_id: str, workers: list[str], finish: str) -> None:
+    """The sweep run's job tags, with every launch's ids kept (a resume adds its own)."""
+    tracker.connect()
+    tags = tracker.run_tags(sweep_run_id)
+    earlier = {key: tags.get(key, "").split() for key in (JOB_IDS_TAG, FINISH_JOB_TAG)}
+    tracker.set_tags(
+        sweep_run_id,
+        {
+            JOB_IDS_TAG: " ".join([*earlier[JOB_IDS_TAG], *workers]),
+            FINISH_JOB_TAG: " ".join([*earlier[FINISH_JOB_TAG], finish]),
+        },
+    )
+
+
+def _launch_name(sweep_name: str) -> str:
+    """Each launch's own folder: job ids repeat (a new controller starts again at 1), and a
+    folder shared with an earlier launch would hand the wait that launch's result."""
+    return f"{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def executor_for(launcher: Launcher, name: str, launch: str) -> submitit.Executor:
+    """submitit's executor for the launcher, its resources set, writing under its own folder."""
+    folder = Path(launcher.folder) / launch / "%j"
     if launcher.kind is LauncherKind.local:
         executor: submitit.Executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=launcher.timeout_min)
         return executor
     executor = submitit.SlurmExecutor(folder=folder)
-    options = {
-        "job_name": name,
-        "time": launcher.timeout_min,
-        "gpus_per_node": launcher.gpus_per_node,
-        "cpus_per_task": launcher.cpus_per_task,
-        "mem": f"{int(launcher.mem_gb * 1024)}MB",
-        "partition": launcher.partition,
-        "account": launcher.account,
-        "additional_parameters": dict(launcher.sbatch),
-    }
-    executor.update_parameters(**{k: v for k, v in options.items() if v is not None})
+    executor.update_parameters(**sbatch_options(launcher, name))
     return executor
+
+
+def wait_for_finish(finish: submitit.Job) -> dict[str, Any]:
+    """Stay until the finish job has ended; asks `squeue`, which every cluster answers (submitit's
+    own wait asks `sacct`, which fails where the cluster keeps no accounting)."""
+    console.print(f"waiting for finish job {finish.job_id} (its log: {finish.paths.stdout})")
+    while not finish.paths.result_pickle.exists() and _queued(finish.job_id):
+        time.sleep(POLL_SECONDS)
+    if not finish.paths.result_pickle.exists():
+        raise FersweepError(
+            f"finish job {finish.job_id} ended without a result (cancelled, or its node was "
+            f"lost); its log: {finish.paths.stdout}. Run the same command again to finish."
+        )
+    outcome = finish.result()
+    console.print(f"finish job {finish.job_id} ended: {_summary(outcome)}")
+    return outcome
+
+
+def _summary(outcome: dict[str, Any]) -> str:
+    if "interrupted" in outcome:
+        return f"the sweep was interrupted ({outcome['interrupted']}); run the same command again"
+    if champion := outcome.get("champion"):
+        moved = "is now" if champion.get("moved") else "did not become"
+        return f"{champion['model']} version {champion['version']} ({champion['arm']}) {moved} champion"
+    return "no arm completed a trial"
+
+
+def _queued(job_id: str) -> bool:
+    done = subprocess.run(
+        ["squeue", "--noheader", "--jobs", job_id, "--format=%T"],
+        capture_output=True,
+        text=True,
+    )
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())[:500]
 
 
 class WorkerJob(submitit.helpers.Checkpointable):

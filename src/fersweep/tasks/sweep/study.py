@@ -128,9 +128,13 @@ def ensure_parent_runs(sweep: Sweep) -> str:
             definition = OmegaConf.to_container(OmegaConf.structured(d), enum_to_str=True)
             artifacts.log_dict(definition, "sweep/definition.json", sweep_run_id)
             artifacts.log_params({"sweep": definition}, sweep_run_id)
+        else:  # resumed: its runs are RUNNING again until this launch ends them
+            tracker.reopen_detached_run(sweep_run_id)
         for arm, study in studies.items():
             study.set_user_attr(SWEEP_RUN_ATTR, sweep_run_id)
-            if PARENT_RUN_ATTR not in study.user_attrs:
+            if PARENT_RUN_ATTR in study.user_attrs:
+                tracker.reopen_detached_run(study.user_attrs[PARENT_RUN_ATTR])
+            else:
                 run_id = tracker.start_detached_run(
                     f"{d.name}/{arm}",
                     parent_run_id=sweep_run_id,
@@ -143,3 +147,17 @@ def ensure_parent_runs(sweep: Sweep) -> str:
                 )
                 study.set_user_attr(PARENT_RUN_ATTR, run_id)
     return sweep_run_id
+
+
+def end_parent_runs(
+    sweep: Sweep, sweep_run_id: str, status: str, tags: dict[str, str] | None = None
+) -> None:
+    """The arms' runs and the sweep's run ended with `status` (and tagged), so a sweep that
+    stops for any reason leaves no run RUNNING."""
+    tracker: Tracker = build(sweep.base_config().tracking)
+    tracker.connect()
+    runs = [sweep.open_study(arm).user_attrs.get(PARENT_RUN_ATTR) for arm in sweep.definition.arms]
+    for run_id in [*filter(None, runs), sweep_run_id]:
+        if tags:
+            tracker.set_tags(run_id, tags)
+        tracker.end_detached_run(run_id, status)

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 
 import lightning.pytorch as pl
 import optuna
-import submitit
 import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
@@ -27,9 +26,10 @@ from fersweep.errors import TrialTimeout
 from fersweep.evaluation.console import console
 from fersweep.tasks.sweep.storage import counted_trials, heartbeat, storage_lock
 from fersweep.tasks.sweep.study import PARENT_RUN_ATTR, Sweep
-from fersweep.tasks.sweep.warm import stop_if_stalled
+from fersweep.tasks.sweep.warm import STOPPED_ATTR, stop_if_stalled
 from fersweep.tasks.train import RunPlacement, RunResult, train
 from fersweep.tracking import Tracker
+from fersweep.tracking.runs import job_id
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +52,18 @@ def work(sweep: Sweep, worker: int) -> None:
     """One worker: takes trials of each arm in turn until the arm's budget is spent."""
     _share_machine(worker, sweep.definition.workers)
     tracker: Tracker = build(sweep.base_config().tracking)
-    for arm in sweep.definition.arms:
-        study = sweep.open_study(arm, worker)
-        deadline = _deadline(study, sweep.definition.timeout_minutes)
-        while (trial := _next_trial(sweep, study, deadline, tracker)) is not None:
-            trial.set_user_attr("worker", worker)
-            if (job := job_id()) is not None:  # which scheduler job ran it
-                trial.set_user_attr("job_id", job)
-            _run_trial(sweep, study, arm, trial, tracker)
-
-
-def job_id() -> str | None:
-    """The submitit job (Slurm's, or the local executor's) this process runs as, or None."""
-    try:
-        return str(submitit.JobEnvironment().job_id)
-    except RuntimeError:
-        return None
+    studies = {arm: sweep.open_study(arm, worker) for arm in sweep.definition.arms}
+    # First each arm while it has trials to give (a full arm is left to the workers still
+    # running its trials), then each again until none of its trials runs anywhere: a trial
+    # lost with its worker is failed by its silence, re-queued and taken here.
+    for until_settled in (False, True):
+        for arm, study in studies.items():
+            deadline = _deadline(study, sweep.definition.timeout_minutes)
+            while trial := _next_trial(sweep, study, deadline, tracker, until_settled):
+                trial.set_user_attr("worker", worker)
+                if (job := job_id()) is not None:  # which scheduler job ran it
+                    trial.set_user_attr("job_id", job)
+                _run_trial(sweep, study, arm, trial, tracker)
 
 
 def _share_machine(worker: int, workers: int) -> None:
@@ -103,17 +99,19 @@ def _deadline(study: optuna.Study, timeout_minutes: float | None) -> float | Non
 
 
 def _next_trial(
-    sweep: Sweep, study: optuna.Study, deadline: float | None, tracker: Tracker
+    sweep: Sweep,
+    study: optuna.Study,
+    deadline: float | None,
+    tracker: Tracker,
+    until_settled: bool = True,
 ) -> optuna.Trial | None:
-    """The next trial, or None when the budget is spent and no other worker's trial is still
-    running (a running trial may yet be lost and re-queued). Asking happens under the study's
-    lock, so concurrent workers never overshoot the trial count."""
+    """The next trial, or None when the budget is spent and, `until_settled`, no other
+    worker's trial is still running (a running trial may yet be lost and re-queued). Asking
+    happens under the study's lock, so concurrent workers never overshoot the trial count."""
     while True:
         tracker.wait_until_reachable(sweep.definition.tracking_outage_minutes)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        _close_runs_of_failed_trials(study, tracker)
+        fail_stale(study)
+        close_runs_of_failed_trials(study, tracker)
         with storage_lock(sweep.storage(), study.study_name):
             trials = study.get_trials(deepcopy=False)
             waiting = any(t.state == TrialState.WAITING for t in trials)
@@ -128,12 +126,41 @@ def _next_trial(
                     # fersweep records heartbeats itself (study_storage.heartbeat).
                     warnings.filterwarnings("ignore", "Heartbeat of storage is supposed")
                     return study.ask()
-        if not running:
+        if not (running and until_settled):
             return None
         time.sleep(sweep.definition.heartbeat_seconds)
 
 
-def _close_runs_of_failed_trials(study: optuna.Study, tracker: Tracker) -> None:
+def fail_stale(study: optuna.Study) -> None:
+    """Optuna fails the trials whose worker stopped beating, and re-queues them (max_retry)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that have ended (complete, pruned or failed): what a finish judged."""
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+
+
+def unfinished(sweep: Sweep, study: optuna.Study) -> str | None:
+    """Why the arm has not finished yet (trials running or waiting, or fewer started than its
+    budget while it has time and has not stalled), or None when it has."""
+    trials = study.get_trials(deepcopy=False)
+    for state in (TrialState.RUNNING, TrialState.WAITING):
+        if numbers := [t.number for t in trials if t.state == state]:
+            return f"trials {numbers} {state.name.lower()}"
+    limit = sweep.definition.trials
+    deadline = _deadline(study, sweep.definition.timeout_minutes)
+    out_of_time = deadline is not None and time.time() >= deadline
+    if limit is None or out_of_time or STOPPED_ATTR in study.user_attrs:
+        return None
+    if (started := counted_trials(study)) < limit:
+        return f"{started} of {limit} trials started"
+    return None
+
+
+def close_runs_of_failed_trials(study: optuna.Study, tracker: Tracker) -> None:
     """A worker killed mid-trial, or a trial stopped by a tracking server outage, leaves its
     MLflow run RUNNING; once Optuna has failed the trial, its run is ended as FAILED too, with
     the trial's error, so Optuna and MLflow agree."""
@@ -211,7 +238,6 @@ def objective(
         "kind": "trial",
         "worker_host": socket.gethostname(),  # which machine and checkout ran it
         "worker_dir": os.getcwd(),
-        **({"job_id": job} if (job := job_id()) is not None else {}),
     }
     placement = RunPlacement(
         parent_run_id=study.user_attrs[PARENT_RUN_ATTR],

@@ -1,0 +1,27 @@
+"""The Makefile's install step on an environment that is already there."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import PROJECT_ROOT
+
+
+def test_an_install_into_a_working_environment_never_deletes_it(tmp_path):
+    # A shared environment (make sweep VENV=/shared/.venv) older than pyproject.toml, as after a
+    # `git pull`: the install recipe runs, but into the environment there.
+    venv = tmp_path / "shared-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (venv / "kept").write_text("jobs use this environment")
+    recipe = subprocess.run(
+        ["make", "--dry-run", "--always-make", "install", f"VENV={venv}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "rm -rf" not in recipe and "rm -r " not in recipe
+    first = recipe.splitlines()[0]
+    assert first.startswith(f'{venv}/bin/python -c ""') and "-m venv" in first  # made if broken
+    assert (venv / "kept").exists()
