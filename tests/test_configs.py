@@ -77,7 +77,7 @@ def test_every_launcher_composes_into_a_sweep(launcher, tmp_path):
             f"paths.root_dir={tmp_path}",
         ],
     )
-    assert sweep.definition.launcher.kind.value == launcher
+    assert sweep.definition.launcher.kind.value == launcher.removesuffix("_cpu")
     assert sweep.overrides == [f"paths.root_dir={tmp_path}"]  # the launcher is not a run's
 
 

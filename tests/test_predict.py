@@ -296,8 +296,9 @@ def test_fersweep_serve_answers_a_rest_request_and_stops_whole_on_sigterm(model,
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
         assert not [p.pid for p in started if p.is_running() and p.status() != "zombie"]
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", port))  # the port is free again
+        with socket.socket() as probe:  # nothing listens on the port (closed ones may linger)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)

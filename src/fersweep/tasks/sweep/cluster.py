@@ -9,9 +9,9 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from unittest import mock
 
 from fersweep.config.sweep_options import Launcher
 from fersweep.errors import ConfigError
@@ -121,19 +121,11 @@ def _flag(key: str, value: object) -> str:
     return f"--{name}" if value is True else f"--{name}={value}"
 
 
-@contextmanager
-def launch_environment() -> Iterator[None]:
+def launch_environment() -> AbstractContextManager:
     """While jobs are submitted: the jobs get this environment whatever the cluster's default
-    (`--export=ALL` in their scripts, which SBATCH_EXPORT would otherwise override)."""
-    before = os.environ.get(EXPORT_VARIABLE)
-    os.environ[EXPORT_VARIABLE] = "ALL"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(EXPORT_VARIABLE)
-        else:
-            os.environ[EXPORT_VARIABLE] = before
+    (`--export=ALL` in their scripts, which SBATCH_EXPORT would otherwise override); the
+    variable is as it was afterwards."""
+    return mock.patch.dict(os.environ, {EXPORT_VARIABLE: "ALL"})
 
 
 def _run(command: list[str]) -> str:
