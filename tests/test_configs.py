@@ -14,6 +14,7 @@ from fersweep.config.schemas import BenchDefinition, ChampionGate, ComparisonDef
 from fersweep.tasks.champion import own_model
 from fersweep.tasks.compare.arms import Planned
 from fersweep.tasks.compare.run import plan_arms
+from fersweep.tasks.fitting import quiet_library
 from fersweep.tasks.sweep import Sweep
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT, WEIGHTS
 
@@ -51,7 +52,8 @@ def build_run(cfg) -> None:
     if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         assert get_class(cfg.trainer._target_)  # a GPU trainer cannot be built on this machine
     else:
-        build(cfg.trainer)
+        with quiet_library():  # as fit_network builds it: no srun hint where Slurm is installed
+            build(cfg.trainer)
 
 
 def test_every_config_group_has_options():

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
 from optuna.trial import TrialState
 
-from fersweep.errors import ConfigError
+from fersweep.errors import ConfigError, FersweepError
 from fersweep.tasks.sweep import run_sweep
 from fersweep.tasks.sweep.finish import finish_once
-from fersweep.tasks.sweep.launch import JOB_IDS_TAG, WorkerJob, executor_for
+from fersweep.tasks.sweep.launch import JOB_IDS_TAG, WorkerJob, executor_for, wait_for_finish
 from fersweep.tasks.sweep.study import ensure_parent_runs
 from tests.conftest import record_faults
 from tests.test_reliability import (
@@ -145,3 +146,33 @@ def test_a_job_killed_mid_trial_and_submitted_again_retries_its_trial_and_keeps_
     assert_nothing_lost(sweep, {}, requested=3)
     record_faults("faults injected")
     record_faults("trials lost", 0)
+
+
+class EndedFinishJob:
+    """A finish job that has ended with `outcome` (its result file written)."""
+
+    def __init__(self, tmp_path: Path, outcome: dict) -> None:
+        result = tmp_path / "9_0_result.pkl"
+        result.touch()
+        self.job_id, self.outcome = "9", outcome
+        self.paths = SimpleNamespace(result_pickle=result, stdout=tmp_path / "9_0_log.out")
+
+    def result(self) -> dict:
+        return self.outcome
+
+
+@pytest.mark.parametrize(
+    "outcome, said",
+    [
+        ({"interrupted": {"demo-original": "trials [2] waiting"}}, "run the same command again"),
+        ({"best": {}}, "no arm completed a trial"),
+    ],
+)
+def test_a_waiting_launch_whose_sweep_did_not_finish_exits_with_an_error(tmp_path, outcome, said):
+    with pytest.raises(FersweepError, match=said):
+        wait_for_finish(EndedFinishJob(tmp_path, outcome))
+
+
+def test_a_waiting_launch_returns_the_outcome_of_a_finished_sweep(tmp_path):
+    champion = {"model": "m", "version": "3", "arm": "balanced", "moved": False}
+    assert wait_for_finish(EndedFinishJob(tmp_path, {"champion": champion}))["champion"] == champion

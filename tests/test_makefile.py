@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -15,8 +16,9 @@ def test_an_install_into_a_working_environment_never_deletes_it(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     (venv / "kept").write_text("jobs use this environment")
     recipe = subprocess.run(
-        ["make", "--dry-run", "--always-make", "install", f"VENV={venv}"],
+        ["make", "--no-print-directory", "--dry-run", "--always-make", "install", f"VENV={venv}"],
         cwd=PROJECT_ROOT,
+        env=outside_make(),
         capture_output=True,
         text=True,
         check=True,
@@ -25,3 +27,9 @@ def test_an_install_into_a_working_environment_never_deletes_it(tmp_path):
     first = recipe.splitlines()[0]
     assert first.startswith(f'{venv}/bin/python -c ""') and "-m venv" in first  # made if broken
     assert (venv / "kept").exists()
+
+
+def outside_make() -> dict[str, str]:
+    # Under `make test` the variables of the make above would reach this one (a sub-make prints
+    # "Entering directory" and inherits its flags); the recipe is read as a user's shell sees it.
+    return {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}

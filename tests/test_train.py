@@ -17,6 +17,7 @@ import torch
 from fersweep import EMOTIONS
 from fersweep.config.compose import build, compose_config
 from fersweep.errors import ConfigError
+from fersweep.tasks.fitting import quiet_library
 from fersweep.tasks.train import train
 from tests.conftest import (
     CONFIG_DIR,
@@ -142,8 +143,11 @@ def test_class_weights_reach_the_loss_as_inverse_frequencies_of_the_training_spl
     write_legend(root / "legend.csv", kept)
     cfg = compose(*tiny_overrides(root), "balancing=class_weights")
     datamodule, module = build(cfg.data), build(cfg.model)
-    trainer = pl.Trainer(fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False)
-    trainer.fit(module, datamodule=datamodule)
+    with quiet_library():
+        trainer = pl.Trainer(
+            fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False
+        )
+        trainer.fit(module, datamodule=datamodule)
 
     labels = datamodule.image_set.labels[datamodule.indices("train")]
     counts = np.bincount(labels, minlength=8)
@@ -159,9 +163,11 @@ def test_class_weights_reach_the_loss_as_inverse_frequencies_of_the_training_spl
 def test_without_class_weights_the_loss_is_unweighted(compose, tiny_run_overrides):
     cfg = compose(*tiny_run_overrides)
     datamodule, module = build(cfg.data), build(cfg.model)
-    pl.Trainer(fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False).fit(
-        module, datamodule=datamodule
-    )
+    with quiet_library():
+        trainer = pl.Trainer(
+            fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False
+        )
+        trainer.fit(module, datamodule=datamodule)
     assert module.loss.weight.numel() == 0  # no weights
 
 

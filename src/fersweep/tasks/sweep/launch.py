@@ -111,6 +111,9 @@ def wait_for_finish(finish: submitit.Job) -> dict[str, Any]:
             f"lost); its log: {finish.paths.stdout}. Run the same command again to finish."
         )
     outcome = finish.result()
+    if "interrupted" in outcome or not outcome.get("champion"):
+        # A waiting caller (a script, a CI step) learns from the exit status that it is not done.
+        raise FersweepError(f"finish job {finish.job_id} ended: {_summary(outcome)}")
     console.print(f"finish job {finish.job_id} ended: {_summary(outcome)}")
     return outcome
 
