@@ -4,11 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import fersweep.data.cache as cache_module
 import fersweep.data.datamodule as datamodule_module
 from fersweep.config.compose import build
-from fersweep.data.cache import fingerprint, load_images
+from fersweep.data.cache import decode_pool, fingerprint, load_images
 from fersweep.data.legend import read_legend
 from fersweep.data.preprocess import Preprocessor
 
@@ -106,3 +107,11 @@ def test_an_interrupted_preprocessing_resumes_from_the_parts_it_saved(
     whole, _ = load(tiny_dataset, tmp_path / "fresh")
     assert np.array_equal(resumed.images, whole.images) and resumed.records == whole.records
     assert not list((tmp_path / "cache" / "parts").glob("*.npz"))  # joined into one file
+
+
+def test_decode_threads_share_torchs_threads_while_they_run_and_give_them_back():
+    before = torch.get_num_threads()
+    with decode_pool(2) as pool:
+        inside = pool.submit(torch.get_num_threads).result()
+    assert inside == max(1, before // 2)
+    assert torch.get_num_threads() == before

@@ -12,7 +12,7 @@ import pytest
 
 from fersweep.config.compose import build
 from fersweep.data import mtcnn
-from fersweep.data.face import DetectionCopy, LandmarkLeveller
+from fersweep.data.face import LandmarkLeveller
 from fersweep.data.mtcnn import Mtcnn
 from fersweep.errors import ConfigError
 from tests.conftest import REAL_DATA, from_two_threads
@@ -49,33 +49,6 @@ def test_a_picture_without_a_face_has_no_box_and_unsure_ones_are_dropped(real_fa
     assert Mtcnn(**DEFAULTS, min_probability=0.9).detect(np.zeros((200, 300), np.uint8)) == []
     noise = np.random.default_rng(0).integers(0, 256, (240, 240), dtype=np.uint8)
     assert Mtcnn(**DEFAULTS, min_probability=0.999999).detect(noise) == []
-
-
-def test_pictures_detected_together_get_the_boxes_each_gets_alone():
-    # Real pictures of two sizes (MTCNN batches only equal sizes), a faceless one among them.
-    files = sorted((REAL_DATA / "images").glob("A*.jpg"))[:12]
-    greys = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
-    greys += [cv2.resize(greys[0], (180, 120)), np.zeros((250, 250), np.uint8)]
-    detector = Mtcnn(**DEFAULTS, min_probability=0.9)
-    alone = [detector.detect(grey) for grey in greys]
-    together = detector.detect_all(greys)
-    for batched, single in zip(together, alone, strict=True):
-        assert [b.xywh for b in batched] == [b.xywh for b in single]
-        # the eyes to a hundredth of a pixel: a batch's convolutions sum in another order
-        eyes = [np.ravel(b.eyes) for b in batched], [np.ravel(b.eyes) for b in single]
-        assert all(np.allclose(x, y, atol=0.01) for x, y in zip(*eyes))
-    assert sum(bool(boxes) for boxes in alone) >= 10 and alone[-1] == []
-
-
-def test_batches_hold_copies_of_one_size_and_at_most_the_batch_size():
-    copies = [DetectionCopy.of(np.zeros(shape, np.uint8), 160, 0.25) for shape in SHAPES]
-    batches = mtcnn.same_size_batches(copies, 2)
-    assert sorted(i for batch in batches for i in batch) == list(range(len(SHAPES)))
-    assert all(len(batch) <= 2 for batch in batches)
-    assert all(len({copies[i].image.shape for i in batch}) == 1 for batch in batches)
-
-
-SHAPES = [(250, 250), (250, 250), (300, 200), (250, 250), (300, 200)]
 
 
 def test_each_thread_gets_its_own_network():

@@ -1,17 +1,13 @@
 """One preprocessing path: grey or colour, fixed size, black padding or centre crop."""
 
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-
 import cv2
 import numpy as np
 import pytest
 
 from fersweep.data.decode import Decoded
 from fersweep.data.face import EyeLeveller, FaceStep, HaarCascade
-from fersweep.data.preprocess import NO_FACE, Preprocessor, fit_square, read_file
+from fersweep.data.preprocess import Preprocessor, fit_square
 from fersweep.errors import ConfigError, ImageError
-from tests.conftest import REAL_DATA
 
 
 def preprocessor(**settings) -> Preprocessor:
@@ -110,47 +106,6 @@ def test_an_opencv_failure_in_one_image_is_that_images_error(tmp_path):
     face = FaceStep(BrokenDetector(), margin=1.2, min_size=24, max_faces=10)
     with pytest.raises(ImageError, match="face.png: OpenCV failed while preprocessing it"):
         preprocessor(face=face).load(path)
-
-
-def test_many_files_come_out_as_each_does_alone_and_a_bad_one_is_its_own_error(tmp_path):
-    # The Haar cascade on real faces, a missing file and a 4x4 placeholder among them.
-    face = FaceStep(
-        HaarCascade("haarcascade_frontalface_default.xml", 128, 1.1, 5, 256, pad=0.25), 1.2, 24, 3
-    )
-    prep = preprocessor(face=face)
-    paths = sorted((REAL_DATA / "images").glob("B*.jpg"))[:6]
-    cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((4, 4), np.uint8))
-    paths[2:2] = [tmp_path / "missing.jpg", tmp_path / "tiny.png"]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        together = prep.load_all([(str(p), partial(read_file, p)) for p in paths], pool)
-    for path, result in zip(paths, together):
-        if path.parent == tmp_path:
-            assert isinstance(result, ImageError) and path.name in str(result)
-        else:
-            alone = prep.load(path)
-            assert (result.box, result.outcome) == (alone.box, alone.outcome)
-            assert np.array_equal(result.array, alone.array)
-
-
-def test_an_opencv_failure_among_many_images_is_only_that_images_error(tmp_path):
-    class FailsOnBlack:
-        def detect(self, grey):
-            if grey.max() == 0:
-                raise cv2.error("(-215:Assertion failed) 0 <= scaleIdx in function 'detect'")
-            return []
-
-        def detect_all(self, greys, pool):
-            return [self.detect(grey) for grey in greys]
-
-    for name, shade in (("black.png", 0), ("grey.png", 90)):
-        cv2.imwrite(str(tmp_path / name), np.full((60, 60), shade, np.uint8))
-    prep = preprocessor(face=FaceStep(FailsOnBlack(), margin=1.2, min_size=24, max_faces=10))
-    sources = [(name, partial(read_file, tmp_path / name)) for name in ("black.png", "grey.png")]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        black, grey = prep.load_all(sources, pool)
-    assert isinstance(black, ImageError)
-    assert "black.png: OpenCV failed while preprocessing it" in str(black)
-    assert grey.outcome == NO_FACE
 
 
 def test_the_settings_rebuild_the_same_preprocessor_face_step_included():

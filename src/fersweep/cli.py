@@ -106,7 +106,9 @@ def _add_tracking_server(commands: argparse._SubParsersAction) -> None:
         help="Optuna's gRPC storage proxy in front of the studies' database, for sweeps with "
         "many jobs (sweep.storage=grpc://host:port)",
     )
-    proxy.add_argument("overrides", nargs="*", help="settings of conf/server.yaml, e.g. proxy.port=13001")
+    proxy.add_argument(
+        "overrides", nargs="*", help="settings of conf/server.yaml, e.g. proxy.port=13001"
+    )
     proxy.set_defaults(command=grpc_proxy_command)
 
 

@@ -356,8 +356,23 @@ class BenchStorage:
 
 
 BENCH_SECTIONS = (
-    "preprocessing", "face_crop", "training", "end_to_end", "sweep", "tracking", "storage"
+    "preprocessing",
+    "face_crop",
+    "face_step",
+    "training",
+    "end_to_end",
+    "sweep",
+    "tracking",
+    "storage",
 )
+
+
+@dataclass
+class BenchFaceStep:
+    """The default path's face step, timed cold on the first `images` images."""
+
+    images: int = 2048
+    overrides: list[str] = field(default_factory=lambda: ["face=mtcnn"])
 
 
 @dataclass
@@ -369,6 +384,7 @@ class BenchDefinition:
     bare_batches: int = 300
     loader_batches: int = 150
     face_agreement_images: int = 500
+    face_step: BenchFaceStep = field(default_factory=BenchFaceStep)
     end_to_end: list[str] = field(default_factory=list)
     sweep: BenchSweep = field(default_factory=BenchSweep)
     tracking: BenchTracking = field(default_factory=BenchTracking)

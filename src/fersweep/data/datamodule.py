@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -17,21 +16,21 @@ from tqdm.auto import tqdm
 
 from fersweep import EMOTIONS
 from fersweep.data.cache import (
-    DECODE_GROUP,
     ImageSet,
     cached_array,
     content_key,
+    decode_pool,
     fingerprint,
     load_images,
 )
 from fersweep.data.dataset import MEMORY_SHARE, EmotionImages, available_memory, size_text
 from fersweep.data.folder import read_folder
 from fersweep.data.legend import DataReport, Record, read_legend
-from fersweep.data.preprocess import FACE, Prepared, Preprocessor, read_file
+from fersweep.data.preprocess import FACE, Preprocessor, read_file
 from fersweep.data.reframe import Framing, Framings
 from fersweep.data.source import IMAGES_DIR, LEGEND_NAME, resolve_data_root
 from fersweep.data.split import SPLITS, check_folds, check_settings, split_assignments
-from fersweep.errors import ConfigError, DataError, ImageError
+from fersweep.errors import ConfigError, DataError
 from fersweep.imbalance.balancing import Balancing, expand_with_copies
 
 log = logging.getLogger(__name__)
@@ -372,17 +371,14 @@ class EmotionDataModule(pl.LightningDataModule):
         return cached_array(path, lambda: self._reframe(records, framing))
 
     def _reframe(self, records: list[Record], framing: Framing) -> np.ndarray:
-        def reframed(record: Record) -> bytes:
+        def one(record: Record) -> np.ndarray:
             data = read_file(self.images_dir / record.file)
-            return framing.reframed_file(data, record.file, self.preprocessor.max_pixels)
+            picture = framing.reframed_file(data, record.file, self.preprocessor.max_pixels)
+            return self.preprocessor.load_bytes(picture, f"{record.file} (reframed)").array
 
-        sources = [(f"{r.file} (reframed)", partial(reframed, r)) for r in records]
-        with ThreadPoolExecutor(max_workers=max(1, self.decode_workers)) as pool:
-            prepared = [
-                self.preprocessor.load_all(sources[start : start + DECODE_GROUP], pool)
-                for start in tqdm(range(0, len(sources), DECODE_GROUP), desc="reframe")
-            ]
-        return np.stack([_array_or_raise(p) for group in prepared for p in group])
+        with decode_pool(self.decode_workers) as pool:
+            arrays = list(tqdm(pool.map(one, records), total=len(records), desc="reframe"))
+        return np.stack(arrays)
 
     def eval_dataloader(self, split: str) -> DataLoader:
         return self._loader(self.eval_dataset(split), shuffle=False)
@@ -396,10 +392,3 @@ class EmotionDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
-
-
-def _array_or_raise(prepared: Prepared | ImageError) -> np.ndarray:
-    # A test image that decoded once and fails reframed is an error in the framing, not data.
-    if isinstance(prepared, ImageError):
-        raise prepared
-    return prepared.array

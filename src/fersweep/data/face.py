@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -74,10 +73,6 @@ class Face:
 class FaceDetector(Protocol):
     def detect(self, grey: np.ndarray) -> list[Box]:
         """Every face's box in `grey` (H x W uint8), largest first."""
-        ...
-
-    def detect_all(self, greys: Sequence[np.ndarray], pool: Executor) -> list[list[Box]]:
-        """`detect` for each picture, as fast as the detector allows (`pool` has threads)."""
         ...
 
 
@@ -178,10 +173,6 @@ class HaarCascade:
                 f"({self.detect_side}), or null for no second look"
             )
         cascade(self.cascade)  # a missing cascade file fails here, before any image is read
-
-    def detect_all(self, greys: Sequence[np.ndarray], pool: Executor) -> list[list[Box]]:
-        # OpenCV releases the GIL inside detectMultiScale: one picture a thread.
-        return list(pool.map(self.detect, greys))
 
     def detect(self, grey: np.ndarray) -> list[Box]:
         boxes = self._detect(grey, self.detect_side)
@@ -286,16 +277,8 @@ class FaceStep:
             raise ConfigError(f"data.preprocess.face.max_faces={self.max_faces}: must be positive")
 
     def find(self, grey: np.ndarray) -> list[Face]:
-        return self._faces(grey, self.detector.detect(grey))
-
-    def find_all(self, greys: Sequence[np.ndarray], pool: Executor) -> list[list[Face]]:
-        """`find` for each picture, the detector given them all at once (MTCNN batches them)."""
-        found = self.detector.detect_all(greys, pool)
-        return [self._faces(grey, boxes) for grey, boxes in zip(greys, found)]
-
-    def _faces(self, grey: np.ndarray, boxes: list[Box]) -> list[Face]:
         faces = []
-        for box in boxes[: self.max_faces]:
+        for box in self.detector.detect(grey)[: self.max_faces]:
             angle = self.level.angle(grey, box) if self.level else 0.0
             faces.append(Face(box, angle, too_small=box.side < self.min_size))
         return faces

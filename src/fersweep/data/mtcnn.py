@@ -9,8 +9,6 @@ installs it without its dependencies (`pip install --no-deps facenet-pytorch==2.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,45 +71,16 @@ class Mtcnn:
         network(self.min_face_size, self.thresholds)  # not installed: fails here, before any image
 
     def detect(self, grey: np.ndarray) -> list[Box]:
-        return self.detect_all([grey])[0]
-
-    def detect_all(
-        self, greys: Sequence[np.ndarray], pool: Executor | None = None
-    ) -> list[list[Box]]:
-        """`detect` for each picture, the copies of one size as one batch: MTCNN's pyramid and
-        its three networks then run once a batch, not once a picture, and torch spreads each
-        step over the cores (`pool` is not needed). A picture's boxes are those it gets alone."""
-        copies = [DetectionCopy.of(grey, self.detect_side, self.pad) for grey in greys]
-        found: list[list[Box]] = [[] for _ in copies]
-        for members in same_size_batches(copies, BATCH_SIZE):
-            rgb = np.stack([np.repeat(copies[i].image[:, :, None], 3, axis=2) for i in members])
-            net = network(self.min_face_size, self.thresholds)
-            for i, *detections in zip(members, *net.detect(rgb, landmarks=True)):
-                found[i] = self._boxes(copies[i], *detections)
-        return found
-
-    def _boxes(self, copy: DetectionCopy, boxes, probabilities, points) -> list[Box]:
+        copy = DetectionCopy.of(grey, self.detect_side, self.pad)
+        rgb = np.repeat(copy.image[:, :, None], 3, axis=2)
+        boxes, probabilities, points = network(self.min_face_size, self.thresholds).detect(
+            rgb, landmarks=True
+        )
         if boxes is None:
             return []
-        kept = [
+        found = [
             copy.box(x0, y0, x1 - x0, y1 - y0, eyes=landmarks[:2])
             for (x0, y0, x1, y1), p, landmarks in zip(boxes, probabilities, points)
             if p >= self.min_probability
         ]
-        return largest_first(kept)
-
-
-BATCH_SIZE = 64  # pictures a batch: the pyramid of 64 copies of 160 px is about 30 MB
-
-
-def same_size_batches(copies: Sequence[DetectionCopy], size: int) -> list[list[int]]:
-    """The copies' positions, grouped by image shape (MTCNN batches only equal sizes), at most
-    `size` a group."""
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for position, copy in enumerate(copies):
-        by_shape.setdefault(copy.image.shape, []).append(position)
-    return [
-        members[start : start + size]
-        for members in by_shape.values()
-        for start in range(0, len(members), size)
-    ]
+        return largest_first(found)

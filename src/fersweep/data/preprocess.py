@@ -3,8 +3,7 @@ shared by training, evaluation and the logged classifier."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
@@ -36,18 +35,6 @@ class Prepared:
     angle: float = 0.0
     notes: tuple[str, ...] = ()
     error: str = ""
-
-
-Source = tuple[str, Callable[[], bytes]]  # an image's name, and how to read its file's bytes
-
-
-@dataclass(frozen=True)
-class Opened:
-    """A picture decoded and in the preprocessor's channels, its faces not yet looked for."""
-
-    name: str
-    image: np.ndarray
-    notes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -131,57 +118,14 @@ class Preprocessor:
 
     def _prepare(self, decoded: Decoded, name: str) -> Prepared:
         image = self._to_channels(decoded.image)
-        faces = self.face.find(grey_of(image)) if self.face else None
-        return self._chosen(image, faces, decoded.notes, name)
-
-    def _chosen(
-        self, image: np.ndarray, faces: list[Face] | None, notes: tuple[str, ...], name: str
-    ) -> Prepared:
-        if faces is None:  # no face step
-            return self._finish(image, whole_box(image), WHOLE, notes)
+        whole = whole_box(image)
+        if self.face is None:
+            return self._finish(image, whole, WHOLE, decoded.notes)
+        faces = self.face.find(grey_of(image))
         usable = [face for face in faces if not face.too_small]
         if usable:
-            return self._cut(image, usable[0], notes, name)
-        return self._finish(image, whole_box(image), SMALL_FACE if faces else NO_FACE, notes)
-
-    def load_all(self, sources: Sequence[Source], pool: Executor) -> list[Prepared | ImageError]:
-        """`prepare` for many files, each a name and how to read its bytes: read, decoded and
-        cut on `pool`'s threads, their faces found together (`FaceStep.find_all`: MTCNN as
-        batches). Each file's entry is what `prepare` gives it alone, or its ImageError."""
-        opened = list(pool.map(self._opened, sources))
-        usable = [item for item in opened if isinstance(item, Opened)]
-        faces = self._faces_of_all(usable, pool)
-        finished = iter(pool.map(self._finish_opened, usable, faces))
-        return [next(finished) if isinstance(item, Opened) else item for item in opened]
-
-    def _opened(self, source: Source) -> Opened | ImageError:
-        name, read = source
-        try:
-            with opencv_failures(name):
-                decoded = self.decode(read(), name)
-                return Opened(name, self._to_channels(decoded.image), decoded.notes)
-        except ImageError as error:
-            return error
-
-    def _faces_of_all(self, items: list[Opened], pool: Executor) -> list:
-        if self.face is None:
-            return [None] * len(items)
-        greys = [grey_of(item.image) for item in items]
-        try:
-            return self.face.find_all(greys, pool)
-        except cv2.error:  # a picture the detector fails on: each alone, so the error is its own
-            return [_found_or_error(self.face, grey, item.name) for grey, item in zip(greys, items)]
-
-    def _finish_opened(
-        self, item: Opened, faces: list[Face] | ImageError | None
-    ) -> Prepared | ImageError:
-        if isinstance(faces, ImageError):
-            return faces
-        try:
-            with opencv_failures(item.name):
-                return self._chosen(item.image, faces, item.notes, item.name)
-        except ImageError as error:
-            return error
+            return self._cut(image, usable[0], decoded.notes, name)
+        return self._finish(image, whole, SMALL_FACE if faces else NO_FACE, decoded.notes)
 
     # --- pictures of people: every face --------------------------------------------------------
 
@@ -264,14 +208,6 @@ def opencv_failures(name: str) -> Iterator[None]:
     except cv2.error as error:
         reason = str(error).strip().splitlines()[-1]
         raise ImageError(f"{name}: OpenCV failed while preprocessing it ({reason})") from error
-
-
-def _found_or_error(face: FaceStep, grey: np.ndarray, name: str) -> list[Face] | ImageError:
-    try:
-        with opencv_failures(name):
-            return face.find(grey)
-    except ImageError as error:
-        return error
 
 
 def read_file(path: Path) -> bytes:

@@ -16,6 +16,7 @@ from fersweep.errors import exits_cleanly
 from fersweep.evaluation.console import console
 from fersweep.tasks.bench.measure import (
     bench_end_to_end,
+    bench_face_step,
     bench_preprocessing,
     bench_training,
     face_box_agreement,
@@ -42,6 +43,9 @@ def run_bench(root: Path, settings: BenchDefinition, overrides: list[str]) -> di
             **bench_preprocessing(face_cfg),
             **face_box_agreement(face_cfg, settings.face_agreement_images),
         }
+    if "face_step" in sections:
+        face_cfg = compose(*settings.face_step.overrides)
+        results["face_step"] = bench_face_step(face_cfg, settings.face_step.images)
     if "training" in sections:
         results["training"] = {
             model: bench_training(compose(f"model={model}", "balancing=balanced"), settings)

@@ -1,11 +1,12 @@
-"""The measurements of one machine: preprocessing, the face step, training and end to end."""
+"""The measurements of one machine: preprocessing, the face steps, training and end to end."""
 
 from __future__ import annotations
 
 import dataclasses
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,61 @@ def face_box_agreement(cfg, images: int) -> dict[str, float]:
         "image_side_over_box_side": _quantiles(framing),
         "margin": datamodule.preprocessor.face.margin,
     }
+
+
+class TimedDetector:
+    """A face detector that adds the seconds spent in it, over all threads, to `seconds`."""
+
+    def __init__(self, detector) -> None:
+        self.detector, self.seconds = detector, 0.0
+
+    def detect(self, grey: np.ndarray):
+        start = time.perf_counter()
+        try:
+            return self.detector.detect(grey)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def bench_face_step(cfg, images: int) -> dict[str, float]:
+    """The face step of `cfg` (the default sweep's MTCNN) cold on the first `images` images,
+    from their files to the fitted arrays, on the decode threads: torch's threads divided among
+    them (as fersweep preprocesses) and each with all of them (as before 2026-12-06); and the
+    share of the decode threads' time spent inside the detector (the rest: reading, decoding,
+    levelling, cutting, fitting)."""
+    datamodule = build(cfg.data)
+    datamodule.setup()  # the legend's records (preprocessed from the cache when it is there)
+    records = datamodule.image_set.records[:images]
+    timed = TimedDetector(datamodule.preprocessor.face.detector)
+    preprocessor = dataclasses.replace(
+        datamodule.preprocessor,
+        face=dataclasses.replace(datamodule.preprocessor.face, detector=timed),
+    )
+    load = partial(load_images, records, datamodule.images_dir, preprocessor, None, "")
+    workers = datamodule.decode_workers
+    shared = _seconds(lambda: load(workers=workers))
+    detecting = timed.seconds / (shared * max(1, workers))
+    with _torch_threads(torch.get_num_threads() * max(1, workers)):  # divided: all to each
+        each_all = _seconds(lambda: load(workers=workers))
+    return {
+        "images": len(records),
+        "detector": type(timed.detector).__name__,
+        "decode_threads": workers,
+        "images_per_s": len(records) / shared,
+        "all_threads_each_images_per_s": len(records) / each_all,
+        "speed_up": each_all / shared,
+        "detection_share": detecting,
+    }
+
+
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:

@@ -57,6 +57,20 @@ def _face_rows(face: dict) -> list[tuple[str, str, str]]:
     ]
 
 
+def _face_step_rows(face: dict) -> list[tuple[str, str, str]]:
+    detector, images, threads = face["detector"], face["images"], face["decode_threads"]
+    return [
+        (f"{detector}: cold, {images} images (images/s)", f"{face['images_per_s']:.0f}", ""),
+        (
+            f"{detector}: each of {threads} decode threads with all cores (images/s)",
+            f"{face['all_threads_each_images_per_s']:.0f}",
+            "",
+        ),
+        (f"{detector}: cores shared / all to each", f"{face['speed_up']:.2f}x", ""),
+        (f"{detector}: share of decode time detecting", f"{face['detection_share']:.0%}", ""),
+    ]
+
+
 def _training_rows(training: dict) -> list[tuple[str, str, str]]:
     rows = []
     for model, row in training.items():
@@ -112,6 +126,7 @@ def _storage_rows(storage: dict) -> list[tuple[str, str, str]]:
 ROWS: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
     "preprocessing": _preprocessing_rows,
     "face_crop": _face_rows,
+    "face_step": _face_step_rows,
     "training": _training_rows,
     "end_to_end": lambda e2e: [
         ("seed protocol, balanced, 5 epochs (s)", f"{e2e['seconds']:.0f}", "< 300")

@@ -130,7 +130,9 @@ def launch_environment() -> AbstractContextManager:
 
 def _run(command: list[str]) -> str:
     try:
-        return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+        return subprocess.run(
+            command, capture_output=True, text=True, check=True, timeout=60
+        ).stdout
     except subprocess.CalledProcessError as error:
         answer = " ".join((error.stderr or "").split())
         raise ConfigError(f"sweep.launcher: `{' '.join(command)}` failed: {answer}") from error
