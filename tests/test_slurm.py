@@ -195,14 +195,9 @@ def test_a_worker_cancelled_mid_trial_is_made_good_by_the_other_and_the_count_st
     job = victim.user_attrs["job_id"]
     cancel(job)
     wait_until_ended([*launched["worker_jobs"], launched["finish_job"]])
-    study = sweep.open_study("original")
-    assert study.trials[victim.number].state == TrialState.FAIL
-    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    retry = retried_and_settled(sweep, victim, trials=4)
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert retry.user_attrs["job_id"] != job  # the other worker took it
-    assert_settled(sweep, trials=4)
-    record_faults("faults injected")
-    record_faults("trials lost", 0)
 
 
 @pytest.mark.timeout(600)
@@ -221,13 +216,19 @@ def test_a_preempted_worker_is_requeued_starts_again_and_its_lost_trial_is_retri
     # Slurm holds a requeued job back two minutes (its begin time); an administrator's release:
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
     wait_until_ended([job, launched["finish_job"]])
+    retry = retried_and_settled(sweep, victim, trials=4)
+    assert retry.user_attrs["job_id"] == job  # the same job, started again
+
+
+def retried_and_settled(sweep, victim, trials: int):
+    """The lost trial failed, its one retry, and the sweep settled as if never interrupted."""
     study = sweep.open_study("original")
     assert study.trials[victim.number].state == TrialState.FAIL
     (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
-    assert retry.user_attrs["job_id"] == job  # the same job, started again
-    assert_settled(sweep, trials=4)
+    assert_settled(sweep, trials=trials)
     record_faults("faults injected")
     record_faults("trials lost", 0)
+    return retry
 
 
 def _pending(job: str) -> bool:
