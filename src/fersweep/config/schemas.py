@@ -16,8 +16,6 @@ from omegaconf import MISSING
 from fersweep.config.sweep_options import Launcher, StopWhenStalled, WarmStart
 from fersweep.errors import ConfigError
 
-# Optional[...] rather than `X | None`: OmegaConf reads these annotations at run time.
-
 
 class ParamType(Enum):
     int = "int"
@@ -355,15 +353,8 @@ class BenchStorage:
     workers: list[int] = field(default_factory=lambda: [2, 4])
 
 
-BENCH_SECTIONS = (
-    "preprocessing",
-    "face_crop",
-    "face_step",
-    "training",
-    "end_to_end",
-    "sweep",
-    "tracking",
-    "storage",
+BENCH_SECTIONS = tuple(
+    "preprocessing face_crop face_step training end_to_end sweep tracking storage".split()
 )
 
 
