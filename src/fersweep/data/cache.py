@@ -233,11 +233,20 @@ def decode_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
     while they run: each thread's MTCNN asking for every core oversubscribes them (two decode
     threads on 2 cores: 58 against 82 images/s, results/2026-12-06-mtcnn-batched)."""
     workers = max(1, workers)
+    with (
+        torch_threads(max(1, torch.get_num_threads() // workers)),
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        yield pool
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to `count` for a while, then given back."""
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, before // workers))
+    torch.set_num_threads(count)
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            yield pool
+        yield
     finally:
         torch.set_num_threads(before)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import torch
 
 from fersweep.config.compose import build
 from fersweep.config.schemas import BenchDefinition
-from fersweep.data.cache import load_images
+from fersweep.data.cache import load_images, torch_threads
 from fersweep.data.datamodule import EmotionDataModule
 from fersweep.tasks.fitting import quiet_library
 from fersweep.tasks.train import RunPlacement, train
@@ -145,7 +144,7 @@ def bench_face_step(cfg, images: int) -> dict[str, float]:
     workers = datamodule.decode_workers
     shared = _seconds(lambda: load(workers=workers))
     detecting = timed.seconds / (shared * max(1, workers))
-    with _torch_threads(torch.get_num_threads() * max(1, workers)):  # divided: all to each
+    with torch_threads(torch.get_num_threads() * max(1, workers)):  # divided: all to each
         each_all = _seconds(lambda: load(workers=workers))
     return {
         "images": len(records),
@@ -156,16 +155,6 @@ def bench_face_step(cfg, images: int) -> dict[str, float]:
         "speed_up": each_all / shared,
         "detection_share": detecting,
     }
-
-
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:

@@ -111,10 +111,11 @@ def wait_for_finish(finish: submitit.Job) -> dict[str, Any]:
             f"lost); its log: {finish.paths.stdout}. Run the same command again to finish."
         )
     outcome = finish.result()
+    ended = f"finish job {finish.job_id} ended: {_summary(outcome)}"
     if "interrupted" in outcome or not outcome.get("champion"):
         # A waiting caller (a script, a CI step) learns from the exit status that it is not done.
-        raise FersweepError(f"finish job {finish.job_id} ended: {_summary(outcome)}")
-    console.print(f"finish job {finish.job_id} ended: {_summary(outcome)}")
+        raise FersweepError(ended)
+    console.print(ended)
     return outcome
 
 
