@@ -3,9 +3,15 @@ what `make bench` itself reports, on the real data)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from fersweep.config.bench_schemas import BenchServing, BenchSweepParts
+from fersweep.tasks.bench.finetune import bench_finetune
 from fersweep.tasks.bench.measure import bench_face_step
+from fersweep.tasks.bench.parts import bench_sweep_parts
+from fersweep.tasks.bench.serving import bench_serving
+from tests.conftest import CONFIG_DIR
 
 
 def test_the_face_step_section_times_the_cold_pass_both_ways_and_the_detectors_share(
@@ -19,3 +25,58 @@ def test_the_face_step_section_times_the_cold_pass_both_ways_and_the_detectors_s
         measured["images_per_s"] / measured["all_threads_each_images_per_s"]
     )
     assert 0 < measured["detection_share"] < 1
+
+
+def test_the_finetune_section_times_each_phase_in_lightning_and_in_a_bare_loop(
+    compose, tiny_run_overrides
+):
+    cfg = compose(
+        *(o for o in tiny_run_overrides if not o.startswith("model.")),  # the CNN's
+        "data.preprocess.size=64",
+        "model=mini_xception",
+        "model.net.freeze=backbone",
+        "model.net.unfreeze_at_epoch=2",  # two epochs a phase, the first of each warms up
+        "model.net.frozen_after_thaw=2",
+        "model.net.backbone_lr=1.0e-4",
+    )
+    measured = bench_finetune(cfg, bare_batches=2)
+    assert measured["train_images_per_epoch"] > 0
+    for phase in ("frozen", "thawed"):
+        row = measured[phase]
+        assert row["lightning_images_per_s"] > 0 and len(row["bare_loop_before_after"]) == 2
+        assert row["bare_loop_images_per_s"] == pytest.approx(
+            np.mean(row["bare_loop_before_after"])
+        )
+        assert row["lightning_over_bare"] == pytest.approx(
+            row["lightning_images_per_s"] / row["bare_loop_images_per_s"]
+        )
+
+
+def test_the_serving_section_asks_fersweep_serve_one_image_and_a_batch_a_request(
+    compose, tiny_run_overrides
+):
+    cfg = compose(*tiny_run_overrides, "trainer.max_epochs=1")
+    measured = bench_serving(cfg, BenchServing(images=6, concurrency=2, batch=4))
+    assert measured["single"]["requests"] == 6 and measured["single"]["images"] == 6
+    assert measured["batch"]["requests"] == 2 and measured["batch"]["images"] == 6
+    for kind in ("single", "batch"):
+        row = measured[kind]
+        assert row["images_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
+
+
+def test_the_sweep_parts_section_accounts_for_the_whole_sweep_by_part(
+    tmp_path, compose, tiny_run_overrides
+):
+    settings = BenchSweepParts("tiny", ["sweep.trials=1", "sweep.gate.folds=2"])
+    overrides = [f"paths.root_dir={tmp_path}", *tiny_run_overrides]
+    measured = bench_sweep_parts(CONFIG_DIR, settings, overrides)
+    parts = measured["by_part_seconds"]
+    assert set(parts) == {"trial", "best", "gate/candidate", "gate/hog_svm"}
+    assert [r["part"] for r in measured["runs"]].count("trial") == 2  # one an arm
+    accounted = sum(parts.values()) + measured["before_first_run_seconds"]
+    assert accounted + measured["outside_runs_seconds"] == pytest.approx(measured["seconds"])
+    assert 0 < accounted <= measured["seconds"]
+    for row in measured["runs"]:
+        assert 0 <= row["training_seconds"] <= row["seconds"]
+        if row["part"] in ("trial", "best", "gate/candidate"):  # by epochs, then the test
+            assert row["after_training_seconds"] > 0

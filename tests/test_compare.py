@@ -2,11 +2,13 @@
 out-of-fold pooling, the report and its MLflow runs."""
 
 import json
+import os
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
+import torch
 import yaml
 from omegaconf import OmegaConf
 
@@ -24,7 +26,7 @@ from fersweep.tasks.compare import run_comparison
 from fersweep.tasks.compare.arms import ArmSummary, fold_overrides
 from fersweep.tasks.compare.report import common_called_rare, summarise
 from fersweep.tasks.train import RunResult
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, write_legend_dataset
 
 BOOTSTRAP = Bootstrap(resamples=50, confidence=0.9)
 
@@ -253,7 +255,7 @@ def one_split_comparison(tmp_path, tiny_run_overrides, monkeypatch):
 
 
 def test_a_failed_arm_is_left_out_and_a_rerun_reuses_every_finished_run(
-    tmp_path, one_split_comparison
+    tmp_path, one_split_comparison, tiny_dataset
 ):
     arms = {
         "original": ["balancing=none"],
@@ -286,6 +288,36 @@ def test_a_failed_arm_is_left_out_and_a_rerun_reuses_every_finished_run(
     # Settings that change what a run learns are a new run, not a reused one.
     third, third_id = run_comparison(CONFIG_DIR, [*argv, "trainer.max_epochs=1"])
     assert set(children_of(client, third_id)) == set(children_of(client, first_id))
+    # So is other data under the same settings (the images changed in place).
+    write_legend_dataset(tiny_dataset, seed=1)
+    fourth, fourth_id = run_comparison(CONFIG_DIR, argv)
+    assert set(children_of(client, fourth_id)) == set(children_of(client, first_id))
+
+
+def test_runs_shared_between_two_processes_give_what_they_give_in_turn(
+    tmp_path, one_split_comparison
+):
+    arms = {
+        "original": ["balancing=none"],
+        "smoothed": ["loss.label_smoothing=0.1"],
+        "broken": ["optimizer=sgd", "optimizer.lr=nan"],
+    }
+    argv = one_split_comparison("shared", arms, "compare.reuse.match=none")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))  # each process's share, in turn too
+    try:
+        in_turn, _ = run_comparison(CONFIG_DIR, argv)
+    finally:
+        torch.set_num_threads(threads)
+    shared, shared_id = run_comparison(CONFIG_DIR, [*argv, "compare.workers=2"])
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    assert children_of(client, shared_id) == {
+        "original-seed1": "FINISHED",
+        "smoothed-seed1": "FINISHED",
+        "broken-seed1": "FAILED",  # a failure in a worker process is the arm's, as in turn
+    }
+    assert shared.split("## Per emotion")[0] == in_turn.split("## Per emotion")[0]
+    assert "Left out, a run failed: broken-seed1" in shared
 
 
 def test_an_arm_that_does_not_compose_stops_the_comparison_before_any_run(

@@ -9,8 +9,9 @@ import torch
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
+from fersweep.config.bench_schemas import BenchDefinition
 from fersweep.config.compose import build, compose_definition
-from fersweep.config.schemas import BenchDefinition, ChampionGate, ComparisonDefinition
+from fersweep.config.schemas import ChampionGate, ComparisonDefinition
 from fersweep.tasks.champion import own_model
 from fersweep.tasks.compare.arms import Planned
 from fersweep.tasks.compare.run import plan_arms

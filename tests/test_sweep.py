@@ -364,3 +364,19 @@ def test_a_worker_whose_arm_is_full_moves_on_at_once_and_waits_only_at_the_end(
     started = time.monotonic()
     assert _next_trial(sweep, study, None, tracker, until_settled=False) is None
     assert time.monotonic() - started < 10  # not a heartbeat interval of idling
+
+
+def test_a_later_sweeps_gate_takes_every_fold_run_it_would_repeat_from_the_last(finished_sweep):
+    sweep, _ = finished_sweep
+    before = {r.info.run_id for r in runs_by_kind(sweep, "gate")}
+    # The same trials sampled again under a new name: the same candidate, the same reference,
+    # on the same data and folds; any_commit as this checkout's tree may hold uncommitted work.
+    again = make_sweep(
+        TINY,
+        sweep.overrides,
+        name="tiny_again",
+        **{"gate.folds": 2, "gate.reuse.match": "any_commit"},
+    )
+    outcome = run_sweep(again)
+    assert {r.info.run_id for r in runs_by_kind(again, "gate")} == before  # nothing trained
+    assert outcome["champion"]["gate"]  # and still judged

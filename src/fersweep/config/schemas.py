@@ -1,6 +1,7 @@
-"""What a sweep, comparison or benchmark definition may say: dataclass schemas for the files in
-`sweeps/`, `comparisons/` and `bench/`, which Hydra composes and checks (a wrong key or type fails with Hydra's
-own message naming it). `__post_init__` adds the checks a schema cannot express."""
+"""What a sweep or comparison definition may say: dataclass schemas for the files in `sweeps/`
+and `comparisons/` (`bench/`'s are in bench_schemas), which Hydra composes and checks (a wrong
+key or type fails with Hydra's own message naming it). `__post_init__` adds the checks a schema
+cannot express."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import optuna
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from fersweep.config.bench_schemas import BenchDefinition
 from fersweep.config.sweep_options import Launcher, StopWhenStalled, WarmStart
 from fersweep.errors import ConfigError
 
@@ -176,10 +178,20 @@ class ChampionGate:
     # The candidate's test folds also scored reframed (a conf/reframe option; null: not), shown
     # beside its score as they are: scoring only, nothing more is trained, nothing is judged.
     reframe: str | None = "both"
+    # Processes the fold runs share this machine's cores between (each run is independent).
+    workers: int = 1
+    # Finished runs of earlier gates that stand in for a run (the same settings, data and, by
+    # default, commit): the references and the current champion are not trained again in every
+    # sweep. `data.reframe` only adds scoring, so a candidate's fold stands in for the champion's.
+    reuse: Reuse = field(
+        default_factory=lambda: Reuse(ReuseMatch.commit, [*RUN_SETTINGS_IGNORED, "data.reframe"])
+    )
 
     def __post_init__(self) -> None:
         if self.folds is not None and self.folds < 2:
             raise ConfigError(f"sweep.gate.folds={self.folds}: use 2 or more, or null for no gate")
+        if self.workers < 1:
+            raise ConfigError(f"sweep.gate.workers={self.workers}: use 1 or more")
 
     def opponents(self) -> dict[str, list[str]]:
         """The references to beat: the definition's, or GATE_REFERENCES when it names none."""
@@ -282,6 +294,13 @@ class ReuseMatch(Enum):
     none = "none"  # train every run afresh
 
 
+# Keys that say where and how verbosely a run goes, not what it learns (conf/compare.yaml's too).
+RUN_SETTINGS_IGNORED = (
+    "paths tracking logger run_name data.root data.local_copies data.download data.cache_dir "
+    "data.decode_workers data.num_workers trainer.enable_progress_bar trainer.enable_model_summary"
+).split()
+
+
 @dataclass
 class Reuse:
     """Which finished runs of earlier comparisons stand in for a run about to be trained: the
@@ -307,6 +326,7 @@ class ComparisonDefinition:
     references: dict[str, list[str]] = field(default_factory=dict)
     framing: Framing = field(default_factory=Framing)
     reuse: Reuse = field(default_factory=Reuse)
+    workers: int = 1  # processes the runs share this machine's cores between
 
     def __post_init__(self) -> None:
         if self.framing.arms and self.framing.reframe is None:
@@ -324,71 +344,6 @@ class ComparisonDefinition:
             raise ConfigError(f"compare.folds={self.folds}: use 2 or more, or null for one split")
         if not self.seeds:
             raise ConfigError("compare.seeds must list at least one seed")
-
-
-@dataclass
-class BenchSweep:
-    definition: str = "bench"  # a file in sweeps/, without .yaml
-    overrides: list[str] = field(default_factory=list)
-
-
-@dataclass
-class BenchTracking:
-    """The same sweep through the embedded SQLite store and through a tracking server
-    (conf/server.yaml, on a fresh PostgreSQL database), with each number of workers."""
-
-    definition: str = "tiny"  # a file in sweeps/, without .yaml
-    overrides: list[str] = field(default_factory=list)
-    workers: list[int] = field(default_factory=lambda: [1, 2])
-    server: list[str] = field(default_factory=list)  # overrides of conf/server.yaml
-
-
-@dataclass
-class BenchStorage:
-    """The same sweep's study on PostgreSQL itself and through the gRPC storage proxy, with
-    each number of workers: trials per hour and the database's connections."""
-
-    definition: str = "tiny"  # a file in sweeps/, without .yaml
-    overrides: list[str] = field(default_factory=list)
-    workers: list[int] = field(default_factory=lambda: [2, 4])
-
-
-BENCH_SECTIONS = tuple(
-    "preprocessing face_crop face_step training end_to_end sweep tracking storage".split()
-)
-
-
-@dataclass
-class BenchFaceStep:
-    """The default path's face step, timed cold on the first `images` images."""
-
-    images: int = 2048
-    overrides: list[str] = field(default_factory=lambda: ["face=mtcnn"])
-
-
-@dataclass
-class BenchDefinition:
-    """`bench/default.yaml`: what `make bench` measures."""
-
-    models: list[str] = MISSING
-    epochs: int = 3
-    bare_batches: int = 300
-    loader_batches: int = 150
-    face_agreement_images: int = 500
-    face_step: BenchFaceStep = field(default_factory=BenchFaceStep)
-    end_to_end: list[str] = field(default_factory=list)
-    sweep: BenchSweep = field(default_factory=BenchSweep)
-    tracking: BenchTracking = field(default_factory=BenchTracking)
-    storage: BenchStorage = field(default_factory=BenchStorage)
-    sections: list[str] = field(default_factory=lambda: list(BENCH_SECTIONS))
-    results_dir: str = "bench/results"
-
-    def __post_init__(self) -> None:
-        unknown = set(self.sections) - set(BENCH_SECTIONS)
-        if unknown:
-            raise ConfigError(
-                f"bench.sections: unknown {sorted(unknown)}; choose from {list(BENCH_SECTIONS)}"
-            )
 
 
 def register_schemas() -> None:

@@ -147,6 +147,12 @@ class EmotionDataModule(pl.LightningDataModule):
         self._report_empty_classes()
         self._build_training_set()
 
+    def content_fingerprint(self) -> str:
+        """The data set's fingerprint (its legend, every image's name and size), read without
+        decoding an image: what a run tags as `data_fingerprint` once set up."""
+        _, _, images_dir, legend = self._legend
+        return fingerprint(legend, images_dir)
+
     def _assign_splits(self) -> np.ndarray:
         """The split, computed once per data and settings (a grouped stratified split of 13k
         images takes seconds) and cached beside the preprocessed arrays."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from fersweep.config.compose import build
-from fersweep.config.schemas import Bootstrap, ChampionGate, Reuse, ReuseMatch
+from fersweep.config.schemas import Bootstrap, ChampionGate
 from fersweep.config.schemas import Framing as FramingCheck
 from fersweep.errors import ConfigError
 from fersweep.evaluation.console import show_markdown
@@ -22,7 +22,8 @@ from fersweep.tasks.compare.report import (
     framing_table,
     summarise,
 )
-from fersweep.tracking import artifacts, registry
+from fersweep.tasks.compare.workers import run_arms
+from fersweep.tracking import Tracker, artifacts, registry
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
@@ -71,9 +72,11 @@ def run_gate(
     candidate: list[str],
     current: list[str] | None,
     parent_run_id: str,
+    tracker: Tracker,
 ) -> Verdict:
     """Train the candidate, the current champion (its overrides, if there is one) and each
-    reference on every fold, nested under `parent_run_id`, and judge."""
+    reference on every fold, nested under `parent_run_id` (or take an earlier gate's run with
+    the same settings, as `gate.reuse` allows), and judge."""
     opponents = {CHAMPION: current} if current is not None else {}
     opponents.update({name: [*own_model(base, o), *o] for name, o in gate.opponents().items()})
     if not opponents:
@@ -90,8 +93,8 @@ def run_gate(
             configs[arm.name] = arm.configs(config_dir, [seed])
         except ConfigError as error:
             raise ConfigError(f"sweep.gate: the {arm.name} arm does not compose: {error}") from None
-    fresh = EarlierRuns(None, Reuse(ReuseMatch.none))  # the gate trains every run itself
-    arms = {arm.name: arm.run(configs[arm.name], parent_run_id, fresh) for arm in planned}
+    earlier = EarlierRuns(tracker, gate.reuse)
+    arms = run_arms(planned, configs, parent_run_id, earlier, gate.workers)
     failed = [arm.failure for arm in arms.values() if arm.failure]
     if failed:  # an opponent that could not be trained cannot be shown beaten
         return Verdict(False, [f"a gate run failed: {failure}" for failure in failed])

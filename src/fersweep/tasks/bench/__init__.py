@@ -10,10 +10,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from fersweep.config.bench_schemas import BenchDefinition
 from fersweep.config.compose import build, compose_config, compose_definition
-from fersweep.config.schemas import BenchDefinition
 from fersweep.errors import exits_cleanly
 from fersweep.evaluation.console import console
+from fersweep.tasks.bench.finetune import bench_finetune
 from fersweep.tasks.bench.measure import (
     bench_end_to_end,
     bench_face_step,
@@ -22,7 +23,9 @@ from fersweep.tasks.bench.measure import (
     face_box_agreement,
     machine,
 )
+from fersweep.tasks.bench.parts import bench_sweep_parts
 from fersweep.tasks.bench.results import save, show
+from fersweep.tasks.bench.serving import bench_serving
 from fersweep.tasks.bench.storage import bench_storage
 from fersweep.tasks.bench.sweeps import bench_sweep, bench_tracking
 
@@ -46,6 +49,21 @@ def run_bench(root: Path, settings: BenchDefinition, overrides: list[str]) -> di
     if "face_step" in sections:
         face_cfg = compose(*settings.face_step.overrides)
         results["face_step"] = bench_face_step(face_cfg, settings.face_step.images)
+    if "finetune" in sections:
+        results["finetune"] = bench_finetune(
+            compose(*settings.face_step.overrides, *settings.finetune.overrides),
+            settings.finetune.bare_batches,
+        )
+    if "serving" in sections:
+        results["serving"] = bench_serving(
+            compose(
+                *settings.face_step.overrides,
+                *settings.finetune.overrides,
+                *settings.serving.overrides,
+                "tracking.experiment=fersweep-bench",
+            ),
+            settings.serving,
+        )
     if "training" in sections:
         results["training"] = {
             model: bench_training(compose(f"model={model}", "balancing=balanced"), settings)
@@ -57,6 +75,8 @@ def run_bench(root: Path, settings: BenchDefinition, overrides: list[str]) -> di
         )
     if "sweep" in sections:
         results["sweep"] = bench_sweep(config_dir, settings, overrides)
+    if "sweep_parts" in sections:
+        results["sweep_parts"] = bench_sweep_parts(config_dir, settings.sweep_parts, overrides)
     if "tracking" in sections:
         results["tracking"] = bench_tracking(config_dir, settings.tracking, overrides)
     if "storage" in sections:

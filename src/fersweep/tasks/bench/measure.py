@@ -15,8 +15,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from fersweep.config.bench_schemas import BenchDefinition
 from fersweep.config.compose import build
-from fersweep.config.schemas import BenchDefinition
 from fersweep.data.cache import load_images, torch_threads
 from fersweep.data.datamodule import EmotionDataModule
 from fersweep.tasks.fitting import quiet_library
@@ -210,16 +210,35 @@ def bench_training(cfg, settings: BenchDefinition) -> dict[str, float]:
 
 def bare_loop_rate(cfg, datamodule: EmotionDataModule, batches: int) -> float:
     """The same network and optimizer stepping over preloaded tensors: the ceiling."""
-    device = torch.device("cuda" if cfg.trainer.precision.startswith("bf16") else "cpu")
+    device = train_device(cfg)
     net = build(cfg.model.net).to(device)
     optimizer = build(cfg.optimizer)(net.parameters())
-    images = torch.from_numpy(datamodule.image_set.images.transpose(0, 3, 1, 2).copy()).to(device)
-    labels = torch.from_numpy(datamodule.image_set.labels).to(device)
-    size = datamodule.batch_size
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    images, labels = in_memory(datamodule, device)
+    return steps_rate(net, optimizer, images, labels, datamodule.batch_size, batches, cfg)
+
+
+def train_device(cfg) -> torch.device:
+    """Where the trainer config trains: a GPU when it asks for one, or for `auto` with one here."""
+    accelerator = cfg.trainer.accelerator
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if gpu else "cpu")
+
+
+def in_memory(datamodule: EmotionDataModule, device: torch.device):
+    """The training images (N x C x H x W uint8) and labels as tensors on `device`."""
+    images = torch.from_numpy(datamodule.image_set.images.transpose(0, 3, 1, 2).copy())
+    return images.to(device), torch.from_numpy(datamodule.image_set.labels).to(device)
+
+
+def steps_rate(net, optimizer, images, labels, size: int, batches: int, cfg, warmup=5) -> float:
+    """Images/s of `batches` optimizer steps on random batches of `size` (after `warmup`
+    steps), in the trainer config's precision."""
+    device = images.device
+    bf16 = str(cfg.trainer.precision).startswith("bf16")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     start = 0.0
-    for step in range(batches + 5):
-        if step == 5:
+    for step in range(batches + warmup):
+        if step == warmup:
             _sync(device)
             start = time.perf_counter()
         index = torch.randint(0, len(labels), (size,), device=device)

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
-from fersweep.config.schemas import BenchDefinition
+from fersweep.config.bench_schemas import BenchDefinition
 from fersweep.evaluation.console import console
 from fersweep.tracking import Tracker, artifacts
 
@@ -71,6 +71,45 @@ def _face_step_rows(face: dict) -> list[tuple[str, str, str]]:
     ]
 
 
+def _finetune_rows(finetune: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for phase in ("frozen", "thawed"):
+        row = finetune[phase]
+        rows += [
+            (
+                f"mini_xception {phase}: Lightning / bare loop (images/s)",
+                f"{row['lightning_images_per_s']:.0f} / {row['bare_loop_images_per_s']:.0f}",
+                "",
+            ),
+            (
+                f"mini_xception {phase}: Lightning / bare",
+                f"{row['lightning_over_bare']:.2f}",
+                ">= 0.9",
+            ),
+        ]
+    return rows
+
+
+def _serving_rows(serving: dict) -> list[tuple[str, str, str]]:
+    clients = serving["concurrency"]
+    rows = []
+    for kind, label in (("single", "1 image"), ("batch", f"{serving['batch_images']} images")):
+        row = serving[kind]
+        rows += [
+            (
+                f"served, {label} a request, {clients} clients (images/s)",
+                f"{row['images_per_s']:.0f}",
+                ">= 150" if kind == "single" else "",
+            ),
+            (
+                f"served, {label} a request: p50 / p99 (ms)",
+                f"{row['p50_ms']:.0f} / {row['p99_ms']:.0f}",
+                "",
+            ),
+        ]
+    return rows
+
+
 def _training_rows(training: dict) -> list[tuple[str, str, str]]:
     rows = []
     for model, row in training.items():
@@ -97,6 +136,31 @@ def _sweep_rows(sweep: dict) -> list[tuple[str, str, str]]:
         )
         for label, row in sweep.items()
     ]
+
+
+def _sweep_parts_rows(parts: dict) -> list[tuple[str, str, str]]:
+    minutes = lambda seconds: f"{seconds / 60:.1f}"  # noqa: E731
+    rows = [
+        (f"sweep {parts['definition']}: whole (min)", minutes(parts["seconds"]), "<= 30"),
+        (
+            "  before the first run: face step, data set-up (min)",
+            minutes(parts["before_first_run_seconds"]),
+            "",
+        ),
+    ]
+    for part, seconds in parts["by_part_seconds"].items():
+        runs = [r for r in parts["runs"] if r["part"] == part]
+        after = sum(r["after_training_seconds"] for r in runs)
+        label = f"  {part}: {len(runs)} runs (min; after training: test, framings, recording)"
+        rows.append((label, f"{minutes(seconds)} ({minutes(after)})", ""))
+    rows.append(
+        (
+            "  outside runs: finish, registry, reports (min)",
+            minutes(parts["outside_runs_seconds"]),
+            "",
+        )
+    )
+    return rows
 
 
 def _tracking_rows(tracking: dict) -> list[tuple[str, str, str]]:
@@ -127,11 +191,14 @@ ROWS: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
     "preprocessing": _preprocessing_rows,
     "face_crop": _face_rows,
     "face_step": _face_step_rows,
+    "finetune": _finetune_rows,
+    "serving": _serving_rows,
     "training": _training_rows,
     "end_to_end": lambda e2e: [
         ("seed protocol, balanced, 5 epochs (s)", f"{e2e['seconds']:.0f}", "< 300")
     ],
     "sweep": _sweep_rows,
+    "sweep_parts": _sweep_parts_rows,
     "tracking": _tracking_rows,
     "storage": _storage_rows,
 }

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from fersweep.config.bench_schemas import BenchStorage
 from fersweep.config.compose import compose_config
-from fersweep.config.schemas import BenchStorage
 from fersweep.tasks.bench.sweeps import timed_sweep
 from fersweep.tasks.sweep import Sweep
 from fersweep.tasks.sweep.proxy_server import StorageProxy

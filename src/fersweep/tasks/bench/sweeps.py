@@ -8,8 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from fersweep.config.bench_schemas import BenchDefinition, BenchTracking
 from fersweep.config.compose import build, compose_config
-from fersweep.config.schemas import BenchDefinition, BenchTracking
 from fersweep.tasks.sweep import Sweep, run_sweep
 from fersweep.tracking.server import TrackingServer, drop_database, free_port
 

@@ -134,10 +134,12 @@ def fold_overrides(folds: int | None) -> list[list[str]]:
 @dataclass
 class EarlierRuns:
     """Finished runs of earlier comparisons that stand in for runs about to be trained: the
-    same settings (`run_key`) and, with `reuse.match=commit`, the same commit of a clean tree."""
+    same settings (`run_key`), the same data (its fingerprint, wherever it lies) and, with
+    `reuse.match=commit`, the same commit of a clean tree."""
 
     tracker: Tracker | None
     reuse: Reuse
+    fingerprints: dict[str, str] = field(default_factory=dict, init=False)
 
     @cached_property
     def source(self) -> dict[str, str] | None:
@@ -154,7 +156,7 @@ class EarlierRuns:
     def result(self, key: str, cfg: DictConfig) -> RunResult | None:
         if self.tracker is None or self.source is None:
             return None
-        tags = {RUN_KEY_TAG: key, **self.source}
+        tags = {RUN_KEY_TAG: key, "data_fingerprint": self.data_fingerprint(cfg), **self.source}
         face_step = cfg.data.preprocess.get("face") is not None
         framings = list(build(cfg.data.reframe).named()) if cfg.data.get("reframe") else []
         for run in self.tracker.finished_runs(tags):
@@ -163,6 +165,13 @@ class EarlierRuns:
             if found is not None:
                 return found
         return None
+
+    def data_fingerprint(self, cfg: DictConfig) -> str:
+        """The fingerprint of the data `cfg` reads, once per data set."""
+        where = f"{cfg.data.layout}:{cfg.data.root}:{list(cfg.data.get('local_copies', []))}"
+        if where not in self.fingerprints:
+            self.fingerprints[where] = build(cfg.data).content_fingerprint()
+        return self.fingerprints[where]
 
 
 RUN_KEY_TAG = "run_key"
@@ -200,28 +209,61 @@ class Planned:
                 configs[seed, number] = (overrides, cfg)
         return configs
 
-    def run(self, configs: Mapping, parent: str, earlier: EarlierRuns) -> ArmSummary:
-        """One nested MLflow run per seed and part, or an earlier run with the same settings;
-        a run that fails is recorded as failed and ends the arm, not the comparison."""
-        by_seed: dict[int, list[RunResult]] = {}
+    def jobs(self, configs: Mapping, parent: str, earlier: EarlierRuns) -> list[Job]:
+        """One nested MLflow run per seed and part, each with the earlier run that stands in
+        for it where there is one."""
+        jobs = []
         for (seed, number), (overrides, cfg) in configs.items():
             key = run_key(cfg, earlier.reuse.ignore)
-            found = earlier.result(key, cfg)
-            if found is not None:
-                by_seed.setdefault(seed, []).append(found)
-                continue
             fold = f"-fold{number}" if self.parts[number] else ""
             tags = {**self.tags, "arm": self.name, "seed": str(seed), RUN_KEY_TAG: key}
             if self.parts[number]:
                 tags["fold"] = str(number)
             name = f"{self.name}{fold}-seed{seed}"
             placement = RunPlacement(parent_run_id=parent, name=name, tags=tags)
+            jobs.append(Job(seed, name, overrides, cfg, placement, earlier.result(key, cfg)))
+        return jobs
+
+    def run(self, configs: Mapping, parent: str, earlier: EarlierRuns) -> ArmSummary:
+        """Every job in turn; a run that fails is recorded as failed and ends the arm, not the
+        comparison."""
+        jobs = self.jobs(configs, parent, earlier)
+        done: list[RunResult] = []
+        for job in jobs:
             try:
-                by_seed.setdefault(seed, []).append(train(cfg, overrides, placement=placement))
+                done.append(job.run())
             except Exception as error:  # recorded FAILED in MLflow by the tracker already
-                log.error("comparison run %s failed: %s", name, error)
-                return ArmSummary(self.name, list(by_seed.values()), f"{name}: {error}")
-        return ArmSummary(self.name, list(by_seed.values()))
+                return self.summary(jobs[: len(done)], done, job.failure(error))
+        return self.summary(jobs, done)
+
+    def summary(
+        self, jobs: Sequence[Job], results: Sequence[RunResult], failure: str | None = None
+    ) -> ArmSummary:
+        """The arm's finished runs by seed, in the order of its jobs."""
+        by_seed: dict[int, list[RunResult]] = {}
+        for job, result in zip(jobs, results):
+            by_seed.setdefault(job.seed, []).append(result)
+        return ArmSummary(self.name, list(by_seed.values()), failure)
+
+
+@dataclass
+class Job:
+    """One run of an arm: what it trains and where it is recorded, or the earlier run that
+    stands in for it (`found`)."""
+
+    seed: int
+    name: str
+    overrides: list[str]
+    cfg: DictConfig
+    placement: RunPlacement
+    found: RunResult | None = None
+
+    def run(self) -> RunResult:
+        return self.found or train(self.cfg, self.overrides, placement=self.placement)
+
+    def failure(self, error: BaseException) -> str:
+        log.error("comparison run %s failed: %s", self.name, error)
+        return f"{self.name}: {error}"
 
 
 def usable(arms: Mapping[str, ArmSummary], baseline: bool = False) -> dict[str, ArmSummary]:

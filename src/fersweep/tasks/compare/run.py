@@ -30,6 +30,7 @@ from fersweep.tasks.compare.report import (
     json_default,
     summarise,
 )
+from fersweep.tasks.compare.workers import run_arms
 from fersweep.tracking import Tracker, artifacts
 
 
@@ -49,7 +50,7 @@ def run_comparison(config_dir: Path, argv: Sequence[str] = ()) -> tuple[str, str
     with tracker.run(f"compare-{definition.name}", tags={"kind": "comparison"}) as parent:
         artifacts.log_dict(asdict(definition), "comparison/definition.json")
         parent_id = parent.info.run_id
-        done = {arm.name: arm.run(configs[arm.name], parent_id, earlier) for arm in plan}
+        done = run_arms(plan, configs, parent_id, earlier, definition.workers)
         artifacts.log_dict(run_index(done), "comparison/runs.json")
         framing = build(cfg.data.reframe).describe() if cfg.data.get("reframe") else ""
         report, summary, figures = report_of(definition, done, cfg.seed, framing)

@@ -199,6 +199,7 @@ def register_models(sweep: Sweep, tracker: Tracker, best, sweep_run_id: str) -> 
             best[arm][0].user_attrs["overrides"],
             champion.current_champion_overrides(d.registered_model),
             sweep_run_id,
+            tracker,
         )
         champion.record(judged, d.registered_model, version, best[arm][1].run_id)
         outcome.update(moved=judged.passed, gate=judged.reasons)

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import submitit
-import torch
 
 from fersweep.config.compose import build
 from fersweep.config.sweep_options import Launcher, LauncherKind
 from fersweep.errors import FersweepError
 from fersweep.evaluation.console import console
+from fersweep.tasks.compare.workers import share_cores
 from fersweep.tasks.sweep.cluster import check_cluster, launch_environment, sbatch_options
 from fersweep.tasks.sweep.finish import finish_once
 from fersweep.tasks.sweep.study import Sweep, end_parent_runs
@@ -148,5 +148,5 @@ class WorkerJob(submitit.helpers.Checkpointable):
 
     def __call__(self, sweep: Sweep, index: int) -> None:
         if sweep.definition.launcher.kind is LauncherKind.local:  # jobs share these cores
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // sweep.definition.launcher.jobs))
+            share_cores(sweep.definition.launcher.jobs)
         work(sweep, worker=index)

@@ -24,6 +24,7 @@ from fersweep.config.compose import build, compose_config
 from fersweep.config.schemas import sample_space
 from fersweep.errors import TrialTimeout
 from fersweep.evaluation.console import console
+from fersweep.tasks.compare.workers import share_cores
 from fersweep.tasks.sweep.storage import counted_trials, heartbeat, storage_lock
 from fersweep.tasks.sweep.study import PARENT_RUN_ATTR, Sweep
 from fersweep.tasks.sweep.warm import STOPPED_ATTR, stop_if_stalled
@@ -50,7 +51,7 @@ def run_worker_processes(sweep: Sweep) -> None:
 
 def work(sweep: Sweep, worker: int) -> None:
     """One worker: takes trials of each arm in turn until the arm's budget is spent."""
-    _share_machine(worker, sweep.definition.workers)
+    share_cores(sweep.definition.workers)
     tracker: Tracker = build(sweep.base_config().tracking)
     studies = {arm: sweep.open_study(arm, worker) for arm in sweep.definition.arms}
     # First each arm while it has trials to give (a full arm is left to the workers still
@@ -64,12 +65,6 @@ def work(sweep: Sweep, worker: int) -> None:
                 if (job := job_id()) is not None:  # which scheduler job ran it
                     trial.set_user_attr("job_id", job)
                 _run_trial(sweep, study, arm, trial, tracker)
-
-
-def _share_machine(worker: int, workers: int) -> None:
-    """Split the CPU cores between the workers of one machine."""
-    if workers > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @contextmanager
