@@ -158,7 +158,7 @@ def new_postgres_database() -> Iterator[Callable[[], str]]:
         return f"{POSTGRES}/{names[-1]}"
 
     yield new
-    from fersweep.tasks.sweep.storage import _OPEN
+    from fersweep.studies.storage import _OPEN
 
     for name in names:
         for key in [k for k in _OPEN if name in k[0]]:
@@ -178,9 +178,9 @@ def storage_proxy(new_postgres_database) -> Iterator[Callable[..., str]]:
     grpc:// URL (what sweep.storage names). Stopped after the test, before its databases go."""
     from contextlib import ExitStack
 
-    from fersweep.tasks.sweep.proxy_server import StorageProxy
-    from fersweep.tasks.sweep.storage import _OPEN
-    from fersweep.tracking.server import free_port
+    from fersweep.services.processes import free_port
+    from fersweep.studies.proxy_server import StorageProxy
+    from fersweep.studies.storage import _OPEN
 
     urls: list[str] = []
     with ExitStack() as running:

@@ -82,7 +82,7 @@ def test_the_seed_protocol_augments_before_splitting_so_copies_reach_the_test_se
     )
     datamodule = build(cfg.data)
     datamodule.setup()
-    table = datamodule.split_table()
+    table = datamodule.record().split_table
     assert table.loc[table.split == "test", "augmented_copy"].any()  # the leak, reproduced
     assert datamodule.natural_prevalence().sum() == pytest.approx(1.0)
 
@@ -98,7 +98,7 @@ def test_the_leaks_upper_bound_tests_on_exact_copies_of_its_images(compose, tiny
     assert cfg.run_name == "seed_balanced_copies"  # an experiment names its runs
     datamodule = build(cfg.data)
     datamodule.setup()
-    table = datamodule.split_table()
+    table = datamodule.record().split_table
     images = datamodule.image_set.images
     original_row = {file: row for row, file in table.file[~table.augmented_copy].items()}
     test_copies = table.index[(table.split == "test") & table.augmented_copy]

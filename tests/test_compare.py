@@ -2,7 +2,6 @@
 out-of-fold pooling, the report and its MLflow runs."""
 
 import json
-import os
 from pathlib import Path
 
 import mlflow
@@ -22,8 +21,9 @@ from fersweep.evaluation.statistics import (
     precision_at_prevalence,
     weighted_macro_f1,
 )
+from fersweep.services.processes import usable_cores
 from fersweep.tasks.compare import run_comparison
-from fersweep.tasks.compare.arms import ArmSummary, fold_overrides
+from fersweep.tasks.compare.arms import ArmRuns, fold_overrides
 from fersweep.tasks.compare.report import common_called_rare, summarise
 from fersweep.tasks.train import RunResult
 from tests.conftest import CONFIG_DIR, write_legend_dataset
@@ -102,8 +102,8 @@ def run(truth, predicted, files=None, people=None) -> RunResult:
     )
 
 
-def arm(name, *runs_by_seed) -> ArmSummary:
-    return ArmSummary(name, [list(runs) for runs in runs_by_seed])
+def arm(name, *runs_by_seed) -> ArmRuns:
+    return ArmRuns(name, [list(runs) for runs in runs_by_seed])
 
 
 def test_the_report_compares_arms_on_the_same_split_and_refuses_different_splits():
@@ -304,7 +304,7 @@ def test_runs_shared_between_two_processes_give_what_they_give_in_turn(
     }
     argv = one_split_comparison("shared", arms, "compare.reuse.match=none")
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))  # each process's share, in turn too
+    torch.set_num_threads(max(1, usable_cores() // 2))  # each process's share, in turn too
     try:
         in_turn, _ = run_comparison(CONFIG_DIR, argv)
     finally:

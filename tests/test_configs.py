@@ -13,7 +13,7 @@ from fersweep.config.bench_schemas import BenchDefinition
 from fersweep.config.compose import build, compose_definition
 from fersweep.config.schemas import ChampionGate, ComparisonDefinition
 from fersweep.tasks.champion import own_model
-from fersweep.tasks.compare.arms import Planned
+from fersweep.tasks.compare.arms import PlannedArm
 from fersweep.tasks.compare.run import plan_arms
 from fersweep.tasks.fitting import quiet_library
 from fersweep.tasks.sweep import Sweep
@@ -101,7 +101,7 @@ def test_the_champion_must_beat_hog_and_the_fer2013_probe_by_default_and_both_co
     assert gate.opponents() == ChampionGate().opponents() and gate.folds == 5
     base = [*sweep.definition.base, f"paths.root_dir={tmp_path}"]
     for name, overrides in gate.opponents().items():
-        reference = Planned(name, [*own_model(base, overrides), *overrides], [[]])
+        reference = PlannedArm(name, [*own_model(base, overrides), *overrides], [[]])
         ((_, cfg),) = reference.configs(CONFIG_DIR, [1]).values()
         assert cfg.model._target_.rsplit(".", 1)[1] in {"HogLinearSVC", "FerProbe"}
 
@@ -114,7 +114,7 @@ def test_every_comparison_definition_composes_and_every_arm_builds(name, tmp_pat
     definition: ComparisonDefinition = OmegaConf.to_object(composed.compare)
     base = [*definition.base, *overrides]
     for arm in plan_arms(definition, base, overrides):
-        first_part = Planned(arm.name, arm.overrides, arm.parts[:1], arm.tags)
+        first_part = PlannedArm(arm.name, arm.overrides, arm.parts[:1], arm.tags)
         assert first_part.configs(CONFIG_DIR, definition.seeds[:1])  # composed and built
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import shutil
+from types import SimpleNamespace
 
 import cv2
 import mlflow
@@ -17,8 +18,10 @@ import torch
 from fersweep.config.compose import build
 from fersweep.errors import ConfigError
 from fersweep.models.fer_references import fer2013_network
+from fersweep.models.finetuning import StagedThaw
 from fersweep.models.mini_xception import FER_TO_OURS, MiniXception
 from fersweep.models.weights import SHA256, sha256_of
+from fersweep.tasks.fitting import quiet_library
 from fersweep.tasks.train import train
 from tests.conftest import PROJECT_ROOT, REAL_DATA, WEIGHTS, synthetic_face
 
@@ -101,6 +104,11 @@ def test_a_frozen_backbone_stays_as_pretrained_while_the_head_learns():
     assert changed == {"head.weight", "head.bias"}  # running statistics included: eval mode
 
 
+def thaw_at(net: MiniXception, epoch: int) -> None:
+    """What Lightning's callback does at the start of training epoch `epoch`."""
+    StagedThaw().finetune_function(SimpleNamespace(net=net), epoch, optimizer=None)
+
+
 def test_the_first_k_stages_freeze_and_unfreeze_at_epoch_thaws_them():
     net = network(freeze=2, unfreeze_at_epoch=3)
     frozen = {
@@ -109,16 +117,16 @@ def test_the_first_k_stages_freeze_and_unfreeze_at_epoch_thaws_them():
         if not p.requires_grad
     }
     assert frozen == {"stem0", "stem2", "blocks0"}
-    net.on_epoch(2)
+    thaw_at(net, 2)
     assert not all(p.requires_grad for p in net.parameters())
-    net.on_epoch(3)
+    thaw_at(net, 3)
     assert all(p.requires_grad for p in net.parameters())
 
 
 def test_a_thaw_may_keep_the_full_resolution_stages_frozen():
     net = network(freeze="backbone", unfreeze_at_epoch=2, frozen_after_thaw=2)
     assert not any(p.requires_grad for p in net.blocks[1:].parameters())
-    net.on_epoch(2)
+    thaw_at(net, 2)
     assert all(p.requires_grad for p in [*net.blocks[1:].parameters(), *net.head.parameters()])
     assert not any(p.requires_grad for p in [*net.stem.parameters(), *net.blocks[0].parameters()])
     assert all(not m.training for m in net.stem.modules() if isinstance(m, torch.nn.BatchNorm2d))
@@ -197,3 +205,30 @@ def test_the_network_as_shipped_answers_seven_emotions_in_our_places(compose):
     with torch.no_grad():
         own = torch.softmax(fer(torch.from_numpy(images.transpose(0, 3, 1, 2))), dim=1).numpy()
     assert np.allclose(scores[:, list(FER_TO_OURS)], own, atol=1e-6)
+
+
+def test_every_training_run_thaws_on_the_networks_schedule_through_its_callback(
+    compose, tiny_run_overrides
+):
+    mine = ("model.", "data.preprocess.size", "trainer.max_epochs")  # the CNN's, 32x32, 2
+    cfg = compose(
+        *(o for o in tiny_run_overrides if not o.startswith(mine)),
+        *FINETUNE,
+        "model.net.freeze=backbone",
+        "model.net.unfreeze_at_epoch=1",
+        "model.net.frozen_after_thaw=2",
+        "trainer.max_epochs=2",
+    )
+    callbacks = [build(c) for c in cfg.callbacks.values()]
+    assert any(isinstance(c, StagedThaw) for c in callbacks)  # the group's default has it
+    module, datamodule = build(cfg.model), build(cfg.data)
+    net = module.net
+    stem, block = net.stem[0][0].weight.clone(), net.blocks[1].first[0].weight.clone()
+    with quiet_library():  # Lightning's note on the frozen batch norms' eval mode
+        trainer = build(
+            cfg.trainer, callbacks=[StagedThaw()], logger=False, enable_checkpointing=False
+        )
+        trainer.fit(module, datamodule=datamodule)
+    assert len(net.frozen) == 2  # the stem and the first block, as frozen_after_thaw says
+    assert torch.equal(net.stem[0][0].weight, stem)
+    assert not torch.equal(net.blocks[1].first[0].weight, block)  # thawed at epoch 1, trained

@@ -12,8 +12,8 @@ from optuna.storages import RDBStorage
 
 PRIVATE_NAMES = [
     # module, attribute: where fersweep uses it
-    ("optuna.storages._heartbeat", "BaseHeartbeat"),  # tasks/sweep/proxy.py: the proxied storage
-    ("optuna.storages._grpc.server", "make_server"),  # tasks/sweep/proxy_server.py
+    ("optuna.storages._heartbeat", "BaseHeartbeat"),  # studies/proxy.py: the proxied storage
+    ("optuna.storages._grpc.server", "make_server"),  # studies/proxy_server.py
 ]
 
 
@@ -24,14 +24,14 @@ def test_each_private_module_name_the_sweep_imports_is_where_it_was(module, name
 
 
 def test_rdb_storage_still_answers_for_its_stale_trials():
-    # tasks/sweep/proxy_server.py asks the database storage behind the proxy for these.
+    # studies/proxy_server.py asks the database storage behind the proxy for these.
     method = getattr(RDBStorage, "_get_stale_trial_ids", None)
     assert method is not None, f"optuna {optuna.__version__} moved RDBStorage._get_stale_trial_ids"
     assert list(inspect.signature(method).parameters) == ["self", "study_id"]
 
 
 def test_a_trial_still_knows_its_storage_id():
-    # tasks/sweep/storage.heartbeat records a trial's heartbeat by this id.
+    # studies/storage.heartbeat records a trial's heartbeat by this id.
     study = optuna.create_study()
     trial = study.ask()
     assert isinstance(trial._trial_id, int), f"optuna {optuna.__version__} moved Trial._trial_id"

@@ -416,6 +416,28 @@ def test_evaluate_reframe_scores_the_same_images_reframed_side_by_side(model, tm
     assert (out / "report_reframed.txt").read_text().strip()
 
 
+def test_evaluate_takes_any_option_of_the_reframe_group_and_names_them_when_misspelt(
+    model, tmp_path, capsys
+):
+    uri, tracking, _ = model
+    folder = labelled_folder(tmp_path / "mine", {"Happiness": 3, "sadness": 3})
+    out = tmp_path / "report"
+    common = ["--config-dir", str(CONFIG_DIR), "--tracking-uri", tracking, "evaluate", str(folder)]
+    code, printed, _ = run_cli(
+        capsys, *common, "--model", uri, "--output-dir", str(out), "--reframe", "both"
+    )
+    assert code == 0 and "as taken and tightened" in " ".join(printed.split())
+    assert set(json.loads((out / "metrics.json").read_text())) == {
+        "original", "reframed", "tightened",
+    }  # fmt: skip
+    code, _, error = run_cli(capsys, *common, "--model", uri, "--reframe", "sideways")
+    assert (
+        code == 2
+        and "reframe" in error
+        and all(option in error for option in ("both", "default", "none", "tighter"))
+    )
+
+
 def test_evaluate_names_each_odd_picture_and_what_was_done(model, tmp_path, capsys):
     uri, tracking, _ = model
     folder = labelled_folder(tmp_path / "mine", {"Happiness": 3, "sadness": 3})

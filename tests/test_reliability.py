@@ -23,8 +23,8 @@ from optuna.trial import TrialState
 import fersweep.tasks.sweep.trials
 from fersweep.config.compose import build, compose_config
 from fersweep.errors import ConfigError, DataError
+from fersweep.studies.storage import counted_trials
 from fersweep.tasks.sweep import Sweep, run_sweep
-from fersweep.tasks.sweep.storage import counted_trials
 from fersweep.tasks.train import train
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT, record_faults, write_legend
 from tests.test_sweep import definition, make_sweep, runs_by_kind, sweep_arguments

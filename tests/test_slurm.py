@@ -18,9 +18,9 @@ import pytest
 from optuna.trial import TrialState
 
 from fersweep.errors import ConfigError
+from fersweep.studies.storage import counted_trials
 from fersweep.tasks.sweep import run_sweep
 from fersweep.tasks.sweep.launch import FINISH_JOB_TAG, JOB_IDS_TAG
-from fersweep.tasks.sweep.storage import counted_trials
 from tests.conftest import PROJECT_ROOT, record_faults
 from tests.test_reliability import one_arm, wait_for
 from tests.test_sweep import TINY, client_for, definition, make_sweep, sweep_arguments

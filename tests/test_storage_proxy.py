@@ -15,10 +15,10 @@ import pytest
 from optuna.trial import TrialState
 
 from fersweep.errors import ConfigError
+from fersweep.services.processes import free_port
+from fersweep.studies.proxy import ProxiedStorage
+from fersweep.studies.storage import heartbeat, open_storage, storage_lock
 from fersweep.tasks.sweep import run_sweep
-from fersweep.tasks.sweep.proxy import ProxiedStorage
-from fersweep.tasks.sweep.storage import heartbeat, open_storage, storage_lock
-from fersweep.tracking.server import free_port
 from tests.conftest import PROJECT_ROOT, record_faults
 from tests.test_sweep import definition, make_sweep, runs_by_kind
 
@@ -54,7 +54,7 @@ def test_a_trial_that_beats_lives_and_one_whose_worker_went_silent_is_failed_and
 
 HOLD_THE_LOCK = """
 import sys, time
-from fersweep.tasks.sweep.storage import open_storage, storage_lock
+from fersweep.studies.storage import open_storage, storage_lock
 with storage_lock(open_storage(sys.argv[1], 30, max_retry=1), "study"):
     print("held", flush=True)
     time.sleep(600)
@@ -162,7 +162,7 @@ def test_the_proxy_starts_without_loading_the_trainer_or_mlflow():
         [
             sys.executable,
             "-c",
-            "import sys, fersweep.cli, fersweep.tasks.sweep.proxy_server; "
+            "import sys, fersweep.cli, fersweep.studies.proxy_server; "
             "print(sorted({'lightning', 'torch', 'mlflow'} & set(sys.modules)))",
         ],
         capture_output=True,

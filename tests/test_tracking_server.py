@@ -24,10 +24,11 @@ from optuna.trial import TrialState
 from fersweep import EMOTIONS
 from fersweep.config.compose import build, compose_config
 from fersweep.errors import ConfigError
+from fersweep.services.processes import free_port, stop
+from fersweep.studies.storage import counted_trials
 from fersweep.tasks.sweep import run_sweep
-from fersweep.tasks.sweep.storage import counted_trials
 from fersweep.tracking import Tracker
-from fersweep.tracking.server import TrackingServer, answers, free_port, stop
+from fersweep.tracking.server import TrackingServer, answers
 from tests.conftest import CONFIG_DIR, PROJECT_ROOT, WEIGHTS, record_faults
 from tests.test_reliability import assert_nothing_lost, trial_in_flight, wait_for
 from tests.test_sweep import definition, make_sweep, runs_by_kind, sweep_arguments

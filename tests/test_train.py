@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from fersweep import EMOTIONS
+from fersweep.cli import main as cli
 from fersweep.config.compose import build, compose_config
 from fersweep.errors import ConfigError
 from fersweep.tasks.fitting import quiet_library
@@ -242,3 +243,20 @@ def test_the_missions_command_trains_without_a_warning_and_records_the_full_key(
     (run,) = client.search_runs([client.get_experiment_by_name("fersweep").experiment_id])
     assert run.data.params["model.net.filters"] == "8"
     assert "model.net.filters=8" in run.data.tags["overrides"]
+
+
+def test_fersweep_train_takes_the_overrides_train_py_takes(
+    tmp_path, tiny_run_overrides, capsys, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    overrides = [
+        f"paths.root_dir={tmp_path}",
+        *tiny_run_overrides,
+        "model.filters=8",
+    ]  # a short name
+    code = cli(["--config-dir", str(CONFIG_DIR), "train", *overrides])
+    assert code == 0 and "test/macro_f1 = " in capsys.readouterr().out
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("fersweep").experiment_id])
+    assert run.info.status == "FINISHED" and "test/macro_f1" in run.data.metrics
+    assert run.data.params["model.net.filters"] == "8"

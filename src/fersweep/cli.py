@@ -34,6 +34,7 @@ def parser() -> argparse.ArgumentParser:
     _add_predict(commands)
     _add_evaluate(commands)
     _add_serve(commands)
+    _add_train(commands)
     _add_tracking_server(commands)
     return root
 
@@ -69,9 +70,10 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         "--reframe",
         nargs="?",
         const="default",
-        choices=["default", "tighter"],
-        help="also score the images reframed: placed into larger pictures (default) or cut "
-        "tighter (tighter); conf/reframe/",
+        metavar="OPTION",
+        help="also score the images reframed as an option of the config group conf/reframe/ "
+        "says (Hydra lists them if one is misspelt): placed into larger pictures (default, "
+        "also the flag alone), cut tighter (tighter), both ways (both), not at all (none)",
     )
     evaluate.add_argument(
         "--output-dir",
@@ -87,7 +89,23 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         "--host", default="127.0.0.1", help="bind address (default: this machine only)"
     )
     serve.add_argument("--port", type=int, default=5001)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes answering requests, sharing this machine's cores (default 1)",
+    )
     serve.set_defaults(command=serve_command)
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train", help="one tracked training run, as `python train.py <overrides>` trains it"
+    )
+    train.add_argument(
+        "overrides", nargs="*", help="config overrides, e.g. model.filters=32 balancing=balanced"
+    )
+    train.set_defaults(command=train_command)
 
 
 def _add_tracking_server(commands: argparse._SubParsersAction) -> None:
@@ -150,10 +168,24 @@ def evaluate_command(args: argparse.Namespace) -> int:
     )
 
 
+def train_command(args: argparse.Namespace) -> int:
+    from fersweep.config.aliases import canonical
+    from fersweep.config.compose import compose_config
+    from fersweep.tasks.train import train
+
+    overrides = canonical(args.overrides)  # the seed report's short names, as train.py takes
+    if args.tracking_uri:
+        overrides.append(f"tracking.tracking_uri='{args.tracking_uri}'")
+    cfg = compose_config(args.config_dir, overrides)
+    result = train(cfg, overrides)
+    print(f"{cfg.eval_split}/macro_f1 = {result.metrics[f'{cfg.eval_split}/macro_f1']:.4f}")
+    return 0
+
+
 def serve_command(args: argparse.Namespace) -> int:
     from fersweep.tracking.registry import serve_model
 
-    return serve_model(args.model, tracking_uri(args), args.host, args.port)
+    return serve_model(args.model, tracking_uri(args), args.host, args.port, args.workers)
 
 
 def tracking_server(args: argparse.Namespace):
@@ -176,7 +208,7 @@ def grpc_proxy_command(args: argparse.Namespace) -> int:
 
 
 def db_command(args: argparse.Namespace) -> int:
-    from fersweep.tracking.server import hide_password
+    from fersweep.services.postgres import hide_password
 
     server, _ = tracking_server(args)
     for url, created in server.ensure_databases().items():

@@ -73,12 +73,13 @@ class BenchFinetune:
 class BenchServing:
     """A classifier trained as `overrides` say (on top of the face step's and the fine-tune's),
     served by `fersweep serve` and sent `images` test images by `concurrency` clients: one image
-    a request, then `batch` images a request."""
+    a request, then `batch` images a request; with each number of server `workers`."""
 
     overrides: list[str] = field(default_factory=lambda: ["trainer.max_epochs=1"])
     images: int = 400
     concurrency: int = 8
     batch: int = 32
+    workers: list[int] = field(default_factory=lambda: [1])  # `fersweep serve --workers`, each
 
 
 @dataclass

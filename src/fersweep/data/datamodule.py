@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
 
@@ -26,10 +26,12 @@ from fersweep.data.cache import (
 from fersweep.data.dataset import MEMORY_SHARE, EmotionImages, available_memory, size_text
 from fersweep.data.folder import read_folder
 from fersweep.data.legend import DataReport, Record, read_legend
-from fersweep.data.preprocess import FACE, Preprocessor, read_file
+from fersweep.data.preprocess import Preprocessor, read_file
+from fersweep.data.record import DataRecord
 from fersweep.data.reframe import Framing, Framings
+from fersweep.data.settings import DownloadConfig, Source, SplitConfig, SubsetConfig
 from fersweep.data.source import IMAGES_DIR, LEGEND_NAME, resolve_data_root
-from fersweep.data.split import SPLITS, check_folds, check_settings, split_assignments
+from fersweep.data.split import SPLITS, check_folds, split_assignments
 from fersweep.errors import ConfigError, DataError
 from fersweep.imbalance.balancing import Balancing, expand_with_copies
 
@@ -37,20 +39,11 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("legend", "folder")
 
 
-@dataclass
-class SplitConfig:
-    method: str
-    val_fraction: float
-    test_fraction: float
-    seed: int
-    folds: int = 5
-    fold: int = 0
-
-    def __post_init__(self) -> None:
-        check_settings(self.method, self.val_fraction, self.test_fraction, self.folds, self.fold)
-
-
 class EmotionDataModule(pl.LightningDataModule):
+    """Reads the data set, preprocesses every image (cached), splits it and balances the
+    training split; serves the batches. Settings arrive as Hydra composes them (the nested
+    ones made typed here); what setup makes is declared below, None until then."""
+
     def __init__(
         self,
         root: str,
@@ -77,10 +70,12 @@ class EmotionDataModule(pl.LightningDataModule):
             raise ConfigError(f"eval_split={evaluate_on!r}: use one of {SPLITS}")
         if num_workers < 0:
             raise ConfigError(f"data.num_workers={num_workers}: must be 0 or more")
-        self.root_setting, self.local_copies, self.download = root, local_copies, download
+        self.root_setting, self.local_copies = root, local_copies
+        self.download = DownloadConfig(**download)
         self.layout, self.preprocessor = layout, preprocess
         self.split_config = SplitConfig(**split)
-        self.subset, self.batch_size, self.num_workers = subset, batch_size, num_workers
+        self.subset = SubsetConfig(**subset)
+        self.batch_size, self.num_workers = batch_size, num_workers
         self.decode_workers, self.cache_dir, self.balancing = decode_workers, cache_dir, balancing
         self.evaluate_on = evaluate_on
         # The framing check's directions by name, what every use of `reframe` asks of it.
@@ -90,15 +85,25 @@ class EmotionDataModule(pl.LightningDataModule):
                 "reframe: the framing check reframes original test images, but "
                 "balancing.before_split=true puts augmented copies in the test split"
             )
+        # Made by setup:
+        self.root: Path | None = None
+        self.images_dir: Path | None = None
+        self.fingerprint: str | None = None
         self.image_set: ImageSet | None = None
-        self.reframed: dict[str, np.ndarray] = {}  # by direction, once the test starts
+        self.report: DataReport | None = None
+        self.assignment: np.ndarray | None = None  # each image's split
+        self.materialised_copy: np.ndarray | None = None  # the seed protocol's copies
+        self.train_index: np.ndarray | None = None  # the training set, copies included
+        self.train_is_copy: np.ndarray | None = None
+        # Made by test_dataloader: the test images framed each way, by direction.
+        self.reframed: dict[str, np.ndarray] = {}
 
     # --- loading -----------------------------------------------------------------------------
 
     def check_at_start(self) -> None:
         """What the legend alone can refuse, before any image is decoded or run opened: folds
         the people cannot fill, arrays that cannot fit in memory."""
-        records = self._subset(self._legend[0])
+        records = self.records()
         labels = np.array([r.label for r in records])
         if self.split_config.method == "identity_kfold":
             identities = np.array([r.identity for r in records])
@@ -125,13 +130,13 @@ class EmotionDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.image_set is not None:
             return
-        records, report, images_dir, legend = self._legend
-        self.images_dir = images_dir
-        records = self._subset(records)
-        self.fingerprint = fingerprint(legend, images_dir)
+        source = self.source
+        self.root, self.images_dir = source.root, source.images_dir
+        records, report = self._subset(source.records), source.report
+        self.fingerprint = fingerprint(source.legend, source.images_dir)
         image_set, decode_report = load_images(
             records,
-            images_dir,
+            source.images_dir,
             self.preprocessor,
             Path(self.cache_dir) if self.cache_dir else None,
             self.fingerprint,
@@ -139,7 +144,7 @@ class EmotionDataModule(pl.LightningDataModule):
         )
         report.merge(decode_report)
         if len(image_set.records) == 0:
-            raise DataError(f"no usable images under {self.root}: {report.as_dict()['problems']}")
+            raise DataError(f"no usable images under {source.root}: {report.as_dict()['problems']}")
         if self.balancing.before_split:
             image_set = self._materialise_copies(image_set)
         self.image_set, self.report = image_set, report
@@ -150,8 +155,7 @@ class EmotionDataModule(pl.LightningDataModule):
     def content_fingerprint(self) -> str:
         """The data set's fingerprint (its legend, every image's name and size), read without
         decoding an image: what a run tags as `data_fingerprint` once set up."""
-        _, _, images_dir, legend = self._legend
-        return fingerprint(legend, images_dir)
+        return fingerprint(self.source.legend, self.source.images_dir)
 
     def _assign_splits(self) -> np.ndarray:
         """The split, computed once per data and settings (a grouped stratified split of 13k
@@ -166,21 +170,26 @@ class EmotionDataModule(pl.LightningDataModule):
         )
 
     @cached_property
-    def _legend(self) -> tuple[list[Record], DataReport, Path, Path | None]:
+    def source(self) -> Source:
         """The data set's records, read once (the start-up check and `setup` both need them)."""
         if self.layout == "folder":
-            self.root = Path(self.root_setting).expanduser().resolve()
-            records, report = read_folder(self.root)
-            return records, report, self.root, None
-        self.root = resolve_data_root(
-            self.root_setting, self.local_copies, self.download["enabled"], self.download["url"]
+            root = Path(self.root_setting).expanduser().resolve()
+            records, report = read_folder(root)
+            return Source(records, report, root, root, None)
+        root = resolve_data_root(
+            self.root_setting, self.local_copies, self.download.enabled, self.download.url
         )
-        records, report = read_legend(self.root / LEGEND_NAME, self.root / IMAGES_DIR)
-        return records, report, self.root / IMAGES_DIR, self.root / LEGEND_NAME
+        records, report = read_legend(root / LEGEND_NAME, root / IMAGES_DIR)
+        return Source(records, report, root, root / IMAGES_DIR, root / LEGEND_NAME)
+
+    def records(self) -> list[Record]:
+        """The images this module uses (the subset, if any), as the legend lists them: read
+        without decoding an image."""
+        return self._subset(self.source.records)
 
     def _subset(self, records: list[Record]) -> list[Record]:
         """A seeded, class-proportional sample, keeping `min_per_class` of each class when it can."""
-        limit = self.subset.get("max_images")
+        limit = self.subset.max_images
         if not limit or limit >= len(records):
             return records
         rng = np.random.default_rng(self.split_config.seed)
@@ -188,7 +197,7 @@ class EmotionDataModule(pl.LightningDataModule):
         chosen = []
         for label in np.unique(labels):
             members = np.flatnonzero(labels == label)
-            quota = max(round(len(members) * limit / len(records)), self.subset["min_per_class"])
+            quota = max(round(len(members) * limit / len(records)), self.subset.min_per_class)
             chosen.extend(rng.choice(members, size=min(quota, len(members)), replace=False))
         return [records[i] for i in sorted(chosen)]
 
@@ -238,11 +247,13 @@ class EmotionDataModule(pl.LightningDataModule):
         return files, np.asarray(self.image_set.identities)[index]
 
     def class_counts(self, split: str) -> dict[str, int]:
-        counts = np.bincount(self.image_set.labels[self.indices(split)], minlength=len(EMOTIONS))
-        return dict(zip(EMOTIONS, counts.tolist()))
+        return self._counts(self.indices(split))
 
     def balanced_train_counts(self) -> dict[str, int]:
-        counts = np.bincount(self.image_set.labels[self.train_index], minlength=len(EMOTIONS))
+        return self._counts(self.train_index)
+
+    def _counts(self, index: np.ndarray) -> dict[str, int]:
+        counts = np.bincount(self.image_set.labels[index], minlength=len(EMOTIONS))
         return dict(zip(EMOTIONS, counts.tolist()))
 
     def class_counts_by_split(self) -> dict[str, dict[str, int]]:
@@ -250,19 +261,6 @@ class EmotionDataModule(pl.LightningDataModule):
         counts = {split: self.class_counts(split) for split in SPLITS}
         counts["train_balanced"] = self.balanced_train_counts()
         return counts
-
-    def sample_images(self, per_emotion: int) -> dict[str, list[np.ndarray]]:
-        """Per emotion, original training images, then augmented copies where there are any."""
-        train = self.train_dataset()
-        labels = train.labels[train.index]
-        rows: dict[str, list[np.ndarray]] = {}
-        for label, emotion in enumerate(EMOTIONS):
-            for name, wanted in ((emotion, False), (f"{emotion} (aug)", True)):
-                chosen = np.flatnonzero((labels == label) & (train.is_copy == wanted))
-                images = [train[i][0].numpy().transpose(1, 2, 0) for i in chosen[:per_emotion]]
-                if images:
-                    rows[name] = images
-        return rows
 
     def natural_prevalence(self) -> np.ndarray:
         """Each emotion's share of the original images (augmented copies left out)."""
@@ -277,7 +275,19 @@ class EmotionDataModule(pl.LightningDataModule):
             self.image_set.labels[self.indices("train")], len(EMOTIONS)
         )
 
-    def split_table(self) -> pd.DataFrame:
+    def record(self) -> DataRecord:
+        """What a run records of this data (once set up)."""
+        return DataRecord(
+            report=self.report,
+            fingerprint=self.fingerprint,
+            root=Path(self.root),
+            images_used=len(self.image_set.records),
+            prevalence=self.natural_prevalence(),
+            counts=self.class_counts_by_split(),
+            split_table=self._split_table(),
+        )
+
+    def _split_table(self) -> pd.DataFrame:
         table = pd.DataFrame(
             {
                 "file": self.image_set.files,
@@ -295,18 +305,6 @@ class EmotionDataModule(pl.LightningDataModule):
                 table[name] = boxes[:, column]
             table["face_angle"] = self.image_set.angles.round(1)
         return table
-
-    def example_input(self, count: int = 2) -> np.ndarray:
-        """Preprocessed training images as the network takes them (N x C x H x W uint8)."""
-        return self.image_set.images[self.indices("train")[:count]].transpose(0, 3, 1, 2)
-
-    def example_image_bytes(self) -> bytes:
-        """One training image file as it is on disk, for the raw-image model's input example
-        (one in which the face step, if any, found a face)."""
-        train = self.indices("train")
-        with_face = train[self.image_set.outcomes[train] == FACE]
-        first = self.image_set.records[(with_face if len(with_face) else train)[0]]
-        return (self.images_dir / first.file).read_bytes()
 
     # --- loaders -----------------------------------------------------------------------------
 
@@ -347,16 +345,6 @@ class EmotionDataModule(pl.LightningDataModule):
                 for images in self.reframed.values()
             ),
         ]
-
-    def reframed_samples(self, per_emotion: int, name: str) -> dict[str, list[np.ndarray]]:
-        """Per emotion, the first test images framed as direction `name`, as the network saw
-        them."""
-        labels = self.image_set.labels[self.indices(self.evaluate_on)]
-        return {
-            emotion: list(self.reframed[name][np.flatnonzero(labels == label)[:per_emotion]])
-            for label, emotion in enumerate(EMOTIONS)
-            if (labels == label).any()
-        }
 
     def reframed_images(self, index: np.ndarray, name: str) -> np.ndarray:
         """The images at `index`, framed as direction `name` (fersweep.data.reframe) and

@@ -31,10 +31,10 @@ def show_evaluation(evaluation: Evaluation, title: str) -> None:
     )
 
 
-def show_framing(original: Evaluation, reframed: Evaluation) -> None:
-    table = Table(title="framing check: the same images, as taken and reframed")
+def show_framing(original: Evaluation, reframed: Evaluation, direction: str = "reframed") -> None:
+    table = Table(title=f"framing check: the same images, as taken and {direction}")
     table.add_column("metric")
-    for column in ("original", "reframed", "difference"):
+    for column in ("original", direction, "difference"):
         table.add_column(column, justify="right")
     for name, value in original.metrics.items():
         other = reframed.metrics[name]

@@ -96,7 +96,8 @@ class MiniXception(nn.Module):
     batch-norm layers keep their running statistics (eval mode) while the rest trains.
     `backbone_lr`: the backbone's learning rate (the optimizer's for the head), or null for one
     rate. `unfreeze_at_epoch`: from that epoch on, only the first `frozen_after_thaw` stages
-    stay frozen (`none`: nothing; a number as for `freeze`), null: never thaw. Keeping the stem
+    stay frozen (`none`: nothing; a number as for `freeze`), null: never thaw; the callback
+    models.finetuning.StagedThaw applies that schedule (conf/callbacks/finetuning.yaml). Keeping the stem
     and first block frozen (2) makes a training step about 2.5x cheaper on a CPU: they are the
     layers at full resolution.
     """
@@ -194,13 +195,6 @@ class MiniXception(nn.Module):
             {"params": list(self.head.parameters())},
             {"params": backbone, "lr": self.backbone_lr},
         ]
-
-    def on_epoch(self, epoch: int) -> None:
-        """Thaw all but the first `frozen_after_thaw` stages from `unfreeze_at_epoch` on."""
-        thawed = self.stages()[: self.after_thaw]
-        if self.unfreeze_at_epoch is not None and epoch >= self.unfreeze_at_epoch:
-            if len(self.frozen) != len(thawed):
-                self.set_frozen(thawed)
 
 
 def check_settings(

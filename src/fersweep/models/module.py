@@ -65,8 +65,6 @@ class EmotionModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.loss.set_epoch(self.current_epoch)
-        if hasattr(self.net, "on_epoch"):  # a pretrained network may thaw its backbone now
-            self.net.on_epoch(self.current_epoch)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -15,7 +15,7 @@ import pandas as pd
 from fersweep import EMOTIONS
 from fersweep.data.decode import decode_bytes
 from fersweep.data.legend import IMAGE_SUFFIXES, DataReport, Record
-from fersweep.data.reframe import Framing
+from fersweep.data.reframe import Framing, Framings
 from fersweep.errors import DataError, ImageError
 from fersweep.evaluation.metrics import Evaluation, evaluate
 from fersweep.serving.pyfunc import BOX_COLUMNS, IMAGE_COLUMN, NAME_COLUMN, NoUsableImage
@@ -149,7 +149,8 @@ class FolderEvaluation:
     predictions: Predictions
     report: DataReport
     emotions_present: list[str]
-    reframed: Evaluation | None = None  # the same images reframed (the framing check)
+    # The same images framed each way of the framing check, by direction (`reframed` with one).
+    reframed: dict[str, Evaluation] = field(default_factory=dict)
 
 
 def evaluate_folder(
@@ -157,7 +158,7 @@ def evaluate_folder(
     root: Path,
     records: Sequence[Record],
     report: DataReport,
-    reframe: Framing | None = None,
+    reframe: Framing | Framings | None = None,
 ) -> FolderEvaluation:
     """The training report for a `root/<emotion>/*.jpg` folder (read by `read_folder`), over
     the emotions it holds; with `reframe`, also for the same images reframed. Each image is
@@ -167,14 +168,14 @@ def evaluate_folder(
     scored = _largest_faces(predictions, report)
     present = sorted({labels[file] for file in scored["file"]})
     evaluation = _evaluate(scored, labels, present)
-    reframed = None
-    if reframe is not None:
+    reframed = {}
+    for direction, framing in (reframe.named() if reframe is not None else {}).items():
         pictures = [
-            (file, reframe.reframed_file(Path(file).read_bytes(), Path(file).name, MAX_PIXELS))
+            (file, framing.reframed_file(Path(file).read_bytes(), Path(file).name, MAX_PIXELS))
             for file in scored["file"]
         ]
         again = predict_pictures(model, pictures, whole_image=True)
-        reframed = _evaluate(_largest_faces(again, DataReport()), labels, present)
+        reframed[direction] = _evaluate(_largest_faces(again, DataReport()), labels, present)
     emotions = [EMOTIONS[i] for i in present]
     return FolderEvaluation(evaluation, predictions, report, emotions, reframed)
 

@@ -13,6 +13,7 @@ import torch
 
 from fersweep.data.face import Box
 from fersweep.data.preprocess import FACE, Prepared
+from fersweep.data.samples import example_image_bytes, example_input
 from fersweep.serving.pyfunc import IMAGE_COLUMN, NAME_COLUMN, PARAMS, face_table
 from fersweep.tracking import artifacts
 
@@ -34,13 +35,13 @@ class RecordClassifier(pl.Callback):
         # The default memory layout: MLflow's exported graph warns on loading channels-last
         # weights (a network that trains in that layout converts its input itself).
         net = pl_module.net.cpu().eval().to(memory_format=torch.contiguous_format)
-        example = datamodule.example_input()
+        example = example_input(datamodule)
         with torch.no_grad():
             output = net(torch.from_numpy(example)).numpy()
         spec = classifier_spec(
             output[:1],
             datamodule.preprocessor.settings(),
-            datamodule.example_image_bytes(),
+            example_image_bytes(datamodule),
             pl_module.posthoc_settings(),
         )
         artifacts.log_model(net, example, output, spec)

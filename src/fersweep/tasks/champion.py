@@ -15,7 +15,7 @@ from fersweep.config.schemas import Bootstrap, ChampionGate
 from fersweep.config.schemas import Framing as FramingCheck
 from fersweep.errors import ConfigError
 from fersweep.evaluation.console import show_markdown
-from fersweep.tasks.compare.arms import EarlierRuns, Planned, fold_overrides
+from fersweep.tasks.compare.arms import EarlierRuns, PlannedArm, fold_overrides
 from fersweep.tasks.compare.report import (
     ComparisonSummary,
     framing_section,
@@ -84,7 +84,7 @@ def run_gate(
     parts = fold_overrides(gate.folds)
     framed = [*candidate, f"reframe={gate.reframe}"] if gate.reframe else candidate
     planned = [
-        Planned(name, overrides, parts, {"kind": "gate"})
+        PlannedArm(name, overrides, parts, {"kind": "gate"})
         for name, overrides in {CANDIDATE: framed, **opponents}.items()
     ]
     configs = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 from fersweep.config.compose import build, compose_config
 from fersweep.data.folder import read_folder
 from fersweep.data.preprocess import FACE_STEPS
-from fersweep.data.reframe import Framing
+from fersweep.data.reframe import Framing, Framings
 from fersweep.data.report import show_data_report
 from fersweep.evaluation.console import show_evaluation, show_framing
 from fersweep.evaluation.figures import confusion_figure
@@ -31,7 +31,7 @@ def evaluate(
     log: bool,
 ) -> int:
     records, report = read_folder(folder)  # a bad folder fails before the model loads
-    reframing = framing_check(config_dir, reframe) if reframe else None
+    reframing = framing_check(config_dir, reframe) if reframe else None  # none builds None
     model = load_classifier(model_uri, tracking_uri)
     result = evaluate_folder(model, folder, records, report, reframing)
     show(result, str(folder))
@@ -41,7 +41,7 @@ def evaluate(
     return 0
 
 
-def framing_check(config_dir: str, option: str = "default") -> Framing:
+def framing_check(config_dir: str, option: str = "default") -> Framing | Framings | None:
     """The framing check's settings, from the project's conf/reframe/<option>.yaml."""
     return build(compose_config(config_dir, [f"reframe={option}"]).data.reframe)
 
@@ -51,9 +51,9 @@ def show(result: FolderEvaluation, folder: str) -> None:
     show_data_report(result.report, {})
     title = f"{folder} ({', '.join(result.emotions_present)})"
     show_evaluation(result.evaluation, title)
-    if result.reframed is not None:
-        show_evaluation(result.reframed, f"{title}, reframed")
-        show_framing(result.evaluation, result.reframed)
+    for direction, framed in result.reframed.items():
+        show_evaluation(framed, f"{title}, {direction}")
+        show_framing(result.evaluation, framed, direction)
 
 
 def write(result: FolderEvaluation, output: Path) -> None:
@@ -62,9 +62,9 @@ def write(result: FolderEvaluation, output: Path) -> None:
     result.evaluation.per_class.to_csv(output / "report.csv")
     (output / "report.txt").write_text(result.evaluation.text)
     metrics = {"original": result.evaluation.metrics}
-    if result.reframed is not None:
-        metrics["reframed"] = result.reframed.metrics
-        (output / "report_reframed.txt").write_text(result.reframed.text)
+    for direction, framed in result.reframed.items():
+        metrics[direction] = framed.metrics
+        (output / f"report_{direction}.txt").write_text(framed.text)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     confusion_figure(result.evaluation, normalised=True).savefig(output / "confusion.png", dpi=100)
     print(f"report and confusion matrix written to {output}")
@@ -80,7 +80,7 @@ def log_evaluation_run(
     tags = {"kind": "evaluation", "model_uri": model_uri, "folder": str(folder.resolve())}
     with tracker.run(f"evaluate {folder.name}", tags=tags) as run:
         artifacts.log_evaluation(result.evaluation, "eval")
-        if result.reframed is not None:
-            artifacts.log_evaluation(result.reframed, "eval_reframed")
+        for direction, framed in result.reframed.items():
+            artifacts.log_evaluation(framed, f"eval_{direction}")
         artifacts.log_dict(result.report.as_dict(), "data/data_report.json")
     print(f"logged as MLflow run {run.info.run_id} in experiment {EXPERIMENT}")

@@ -77,12 +77,13 @@ def quiet_library() -> Iterator[None]:
 
 def fit_classical(model: Reference, datamodule, split: str) -> FitScores:
     """Fit on the original training images (no copies: the SVM's class weights balance), score
-    the validation split and `split` (and its reframed images with the framing check), and
-    record data and evaluation in the active MLflow run as a network's run records them."""
+    the validation split and `split` (and its reframed images with the framing check), then
+    record data and scores in the active MLflow run as a network's run records them (the same
+    functions of fersweep.tracking.artifacts its callbacks call)."""
     datamodule.setup("fit")
-    counts = datamodule.class_counts_by_split()
-    show_data_report(datamodule.report, counts)
-    artifacts.log_data(datamodule, counts)
+    data = datamodule.record()
+    show_data_report(data.report, data.counts)
+    artifacts.log_data(data)
     images, labels = datamodule.image_set.images, datamodule.image_set.labels
 
     def scored(index: np.ndarray, pictures: np.ndarray | None = None) -> SplitPredictions:
@@ -93,16 +94,14 @@ def fit_classical(model: Reference, datamodule, split: str) -> FitScores:
     model.fit(images[train], labels[train])
     validation = datamodule.indices("val")
     best_val_f1 = scored(validation).evaluation.metrics["macro_f1"] if len(validation) else np.nan
-    artifacts.log_metrics({"val/macro_f1": best_val_f1, "val/macro_f1_best": best_val_f1})
     evaluated = datamodule.indices(split)
     outputs = scored(evaluated)
+    reframed = {  # the framing check, each direction
+        name: scored(evaluated, datamodule.reframed_images(evaluated, name))
+        for name in datamodule.framings
+    }
     show_evaluation(outputs.evaluation, f"{split} split")
-    artifacts.log_evaluation(outputs.evaluation, split)
-    files_and_people = datamodule.files_and_people(split)
-    artifacts.log_predictions(*files_and_people, outputs, split)
-    reframed = {}
-    for name in datamodule.framings:  # the framing check, each direction
-        reframed[name] = scored(evaluated, datamodule.reframed_images(evaluated, name))
-        artifacts.log_evaluation(reframed[name].evaluation, f"{split}_{name}")
-        artifacts.log_predictions(*files_and_people, reframed[name], f"{split}_{name}")
+    artifacts.log_metrics({"val/macro_f1": best_val_f1, "val/macro_f1_best": best_val_f1})
+    files, people = datamodule.files_and_people(split)
+    artifacts.log_scores(split, files, people, outputs, reframed=reframed)
     return FitScores(outputs=outputs, best_val_f1=float(best_val_f1), reframed=reframed)

@@ -13,6 +13,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from fersweep.config.compose import build
+from fersweep.config.values import own_values
 from fersweep.errors import ConfigError
 from fersweep.evaluation.metrics import Evaluation, SplitPredictions
 from fersweep.models.classical import Reference
@@ -108,7 +109,7 @@ def train(
     A reference (`model=hog_svm`, `fer_probe`, `fer_off_the_shelf`) is fitted and recorded the same way, without Lightning."""
     placement = placement or RunPlacement()
     pl.seed_everything(cfg.seed, workers=True)
-    settings = artifacts.own_values(cfg)
+    settings = own_values(cfg)
     # Everything that can reject the config is built before any data is read or run opened.
     datamodule = build(cfg.data)
     model = build(cfg.model)

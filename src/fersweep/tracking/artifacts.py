@@ -7,95 +7,66 @@ workers of a sweep are never any process's active run).
 from __future__ import annotations
 
 import io
-import json
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.types import ColSpec, Schema
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from fersweep import EMOTIONS
+from fersweep.config.values import MAX_PARAM_LENGTH, flatten
 from fersweep.data.preprocess import FACE_STEPS
+from fersweep.data.record import DataRecord
 from fersweep.evaluation.figures import confusion_figure
 from fersweep.evaluation.metrics import Evaluation, SplitPredictions
 from fersweep.tracking.runs import CLASSIFIER_NAME, quiet_downloads
 
-if TYPE_CHECKING:
-    from fersweep.data.datamodule import EmotionDataModule
-
-MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
-
 
 def log_config(values: Mapping[str, Any], overrides: Sequence[str]) -> None:
-    """The config (`own_values`) as parameters and as YAML, and the overrides that re-run it."""
-    mlflow.log_params(flatten(values))
+    """The config (`config.values.own_values`) as parameters and as YAML, and the overrides
+    that re-run it."""
+    log_params(values)
     mlflow.log_text(OmegaConf.to_yaml(dict(values)), "config/config.yaml")
     mlflow.set_tag("overrides", " ".join(overrides)[:MAX_PARAM_LENGTH])
 
 
-def own_values(node: DictConfig) -> dict[str, Any]:
-    """The resolved config, without nodes that only repeat another (`optimizer: ${optimizer}`
-    inside the model), so every setting is recorded once, under the key that sets it.
-    Take it before instantiating: `instantiate` resolves interpolations in place."""
-    values: dict[str, Any] = {}
-    for key in node:
-        value = node[key]
-        if OmegaConf.is_interpolation(node, key) and OmegaConf.is_config(value):
-            continue
-        if isinstance(value, DictConfig):
-            values[key] = own_values(value)
-        elif isinstance(value, ListConfig):
-            values[key] = OmegaConf.to_container(value, resolve=True)
-        else:
-            values[key] = value
-    return values
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
-    """Dotted keys to values, the way Hydra overrides name them; lists become JSON."""
-    if isinstance(tree, Mapping):
-        flat: dict[str, str] = {}
-        for key, value in tree.items():
-            flat.update(flatten(value, f"{prefix}{key}."))
-        return flat
-    value = json.dumps(tree) if isinstance(tree, list) else str(tree)
-    return {prefix.rstrip("."): value[:MAX_PARAM_LENGTH]}
-
-
 def log_params(params: Mapping[str, Any], run_id: str | None = None) -> None:
-    flat = flatten(dict(params))
-    if run_id is None:
-        mlflow.log_params(flat)
-        return
-    client = mlflow.MlflowClient()
-    for key, value in flat.items():
-        client.log_param(run_id, key, value)
+    """Parameters (nested ones flattened to dotted keys), in one batch."""
+    batch = [Param(key, value) for key, value in flatten(dict(params)).items()]
+    mlflow.MlflowClient().log_batch(_run(run_id), params=batch)
 
 
 def log_metrics(metrics: Mapping[str, float], run_id: str | None = None) -> None:
-    if run_id is None:
-        mlflow.log_metrics(dict(metrics))
-        return
-    client = mlflow.MlflowClient()
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, value)
+    """Metrics at step 0, in one batch (MLflow splits it where it is over its limits)."""
+    now = int(time.time() * 1000)
+    batch = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
+    mlflow.MlflowClient().log_batch(_run(run_id), metrics=batch)
 
 
 def log_dict(data: Mapping, path: str, run_id: str | None = None) -> None:
-    if run_id is None:
-        mlflow.log_dict(dict(data), path)
-    else:
-        mlflow.MlflowClient().log_dict(run_id, dict(data), path)
+    mlflow.MlflowClient().log_dict(_run(run_id), dict(data), path)
+
+
+def log_text(text: str, path: str, run_id: str | None = None) -> None:
+    mlflow.MlflowClient().log_text(_run(run_id), text, path)
+
+
+def _run(run_id: str | None) -> str:
+    """The run to record in: the one named, or the active one (a sweep's runs shared by its
+    workers are never any process's active run, so those are named)."""
+    return run_id if run_id is not None else mlflow.active_run().info.run_id
 
 
 def log_files(folder: Path, artifact_path: str, run_id: str) -> None:
@@ -108,36 +79,36 @@ def log_figure(figure: plt.Figure, path: str) -> None:
     plt.close(figure)
 
 
-def log_data(datamodule: EmotionDataModule, counts: Mapping[str, Mapping[str, int]]) -> None:
+def log_data(data: DataRecord) -> None:
     """The data report, class counts per split, the split itself and the data's fingerprint."""
-    report = datamodule.report
-    mlflow.set_tags({"data_fingerprint": datamodule.fingerprint, "data_root": str(datamodule.root)})
+    report = data.report
+    mlflow.set_tags({"data_fingerprint": data.fingerprint, "data_root": str(data.root)})
     mlflow.log_dict(report.as_dict(), "data/data_report.json")
-    mlflow.log_dict(dict(counts), "data/class_counts.json")
-    prevalence = dict(zip(EMOTIONS, datamodule.natural_prevalence().tolist()))
+    mlflow.log_dict(data.counts, "data/class_counts.json")
+    prevalence = dict(zip(EMOTIONS, data.prevalence.tolist()))
     mlflow.log_dict({"prevalence": prevalence}, "data/prevalence.json")
-    mlflow.log_metrics(
+    log_metrics(
         {
             "data/rows_read": report.rows_read,
-            "data/images_used": len(datamodule.image_set.records),
+            "data/images_used": data.images_used,
             **{f"data/{problem}": count for problem, count in report.counts.items()},
-            **{f"data/{split}_images": sum(c.values()) for split, c in counts.items()},
+            **{f"data/{split}_images": sum(c.values()) for split, c in data.counts.items()},
             **{f"data/face_step/{name}": report.steps[step] for step, name in FACE_STEPS.items()},
         }
     )
-    table = datamodule.split_table()
-    mlflow.log_text(table.to_csv(index=False), "data/split.csv")
-    log_inputs(table, datamodule)
+    mlflow.log_text(data.split_table.to_csv(index=False), "data/split.csv")
+    log_inputs(data)
 
 
 # MLflow's names for what a run's data was used for, per split
 INPUT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 
 
-def log_inputs(table: pd.DataFrame, datamodule: EmotionDataModule) -> None:
+def log_inputs(data: DataRecord) -> None:
     """Each split as an MLflow dataset input (its files, people and emotions; the digest is
     MLflow's hash of them), tagged with the data set's fingerprint, so the run's page says what
     the model was trained, validated and tested on."""
+    table = data.split_table
     for split, context in INPUT_CONTEXTS.items():
         rows = table.loc[table["split"] == split, ["file", "identity", "emotion"]]
         if rows.empty:
@@ -146,11 +117,11 @@ def log_inputs(table: pd.DataFrame, datamodule: EmotionDataModule) -> None:
             warnings.filterwarnings("ignore", "The specified dataset source", UserWarning)
             dataset = mlflow.data.from_pandas(
                 rows.reset_index(drop=True),
-                source=str(datamodule.root),
-                name=f"{datamodule.root.name}-{split}",
+                source=str(data.root),
+                name=f"{data.root.name}-{split}",
                 targets="emotion",
             )
-        tags = {"data_fingerprint": datamodule.fingerprint, "images": str(len(rows))}
+        tags = {"data_fingerprint": data.fingerprint, "images": str(len(rows))}
         mlflow.log_input(dataset, context=context, tags=tags)
 
 
@@ -184,6 +155,30 @@ def log_predictions(
     for column, emotion in enumerate(EMOTIONS):  # unrounded: read back, the argmax is the same
         table[f"p_{emotion}"] = outputs.probabilities[:, column]
     mlflow.log_text(table.to_csv(index=False), f"evaluation/{split}_predictions.csv")
+
+
+def log_scores(
+    split: str,
+    files: np.ndarray,
+    people: np.ndarray,
+    outputs: SplitPredictions,
+    plain: SplitPredictions | None = None,
+    posthoc: Mapping[str, Any] | None = None,
+    reframed: Mapping[str, SplitPredictions] | None = None,
+) -> None:
+    """An evaluated split as every run records it, a network's or a reference's: its metrics,
+    report, confusion matrices and predictions (`{split}`); with post-hoc steps, the scores
+    before them and what they applied (`{split}_plain`, evaluation/posthoc.json); with the
+    framing check, the same images framed each way (`{split}_<direction>`)."""
+    log_evaluation(outputs.evaluation, split)
+    log_predictions(files, people, outputs, split)
+    if plain is not None:
+        log_metrics({f"{split}_plain/{k}": v for k, v in plain.evaluation.metrics.items()})
+        log_predictions(files, people, plain, f"{split}_plain")
+        log_dict(dict(posthoc or {}), "evaluation/posthoc.json")
+    for name, framed in (reframed or {}).items():
+        log_evaluation(framed.evaluation, f"{split}_{name}")
+        log_predictions(files, people, framed, f"{split}_{name}")
 
 
 def recorded_predictions(
@@ -283,10 +278,3 @@ def log_comparison(
     for name, figure in figures.items():
         log_figure(figure, f"comparison/{name}.png")
     mlflow.log_metrics(dict(metrics))
-
-
-def log_text(text: str, path: str, run_id: str | None = None) -> None:
-    if run_id is None:
-        mlflow.log_text(text, path)
-    else:
-        mlflow.MlflowClient().log_text(run_id, text, path)

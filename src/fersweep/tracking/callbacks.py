@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.loggers import MLFlowLogger
 
 from fersweep.data.report import show_data_report
+from fersweep.data.samples import reframed_samples, sample_images
 from fersweep.evaluation.console import show_evaluation
 from fersweep.evaluation.figures import class_distribution_figure, sample_grid_figure
 from fersweep.models.nets import count_parameters
@@ -38,9 +39,10 @@ class RecordData(pl.Callback):
         if stage != "fit":
             return
         datamodule = trainer.datamodule
-        counts = datamodule.class_counts_by_split()
-        show_data_report(datamodule.report, counts)
-        artifacts.log_data(datamodule, counts)
+        data = datamodule.record()
+        counts = data.counts
+        show_data_report(data.report, counts)
+        artifacts.log_data(data)
         for key, name, title in (
             ("train", "original", "training split, original"),
             ("train_balanced", "balanced", "training split, as trained"),
@@ -48,7 +50,7 @@ class RecordData(pl.Callback):
             figure = class_distribution_figure(counts[key], title)
             artifacts.log_figure(figure, f"data/class_distribution_{name}.png")
         grid = sample_grid_figure(
-            datamodule.sample_images(self.samples_per_emotion),
+            sample_images(datamodule, self.samples_per_emotion),
             self.samples_per_emotion,
             "training images: original and augmented",
         )
@@ -80,22 +82,23 @@ class RecordEvaluation(pl.Callback):
             )
         else:
             show_evaluation(evaluation, f"{self.split} split")
-        artifacts.log_evaluation(evaluation, self.split)
-        files, people = trainer.datamodule.files_and_people(self.split)
-        artifacts.log_predictions(files, people, pl_module.test_outputs, self.split)
-        if pl_module.posthoc.active:  # the network's own scores beside, and what was applied
-            plain = pl_module.plain_outputs.evaluation.metrics
-            artifacts.log_metrics({f"{self.split}_plain/{k}": v for k, v in plain.items()})
-            artifacts.log_predictions(files, people, pl_module.plain_outputs, f"{self.split}_plain")
-            artifacts.log_dict(pl_module.posthoc_settings(), "evaluation/posthoc.json")
         for name, outputs in pl_module.reframed_outputs.items():  # each framing direction
-            prefix = f"{self.split}_{name}"
             show_evaluation(outputs.evaluation, f"{self.split} split, {name} (framing check)")
-            artifacts.log_evaluation(outputs.evaluation, prefix)
-            artifacts.log_predictions(files, people, outputs, prefix)
+        files, people = trainer.datamodule.files_and_people(self.split)
+        active = pl_module.posthoc.active  # the network's own scores beside, and what was applied
+        artifacts.log_scores(
+            self.split,
+            files,
+            people,
+            pl_module.test_outputs,
+            plain=pl_module.plain_outputs if active else None,
+            posthoc=pl_module.posthoc_settings() if active else None,
+            reframed=pl_module.reframed_outputs,
+        )
+        for name in pl_module.reframed_outputs:
             grid = sample_grid_figure(
-                trainer.datamodule.reframed_samples(6, name),
+                reframed_samples(trainer.datamodule, 6, name),
                 6,
                 f"{name} test images, as the model saw them",
             )
-            artifacts.log_figure(grid, f"evaluation/{prefix}_samples.png")
+            artifacts.log_figure(grid, f"evaluation/{self.split}_{name}_samples.png")

@@ -11,9 +11,9 @@ from typing import Any
 
 import mlflow
 
-from fersweep.errors import FersweepError
+from fersweep.errors import ConfigError, FersweepError
+from fersweep.services.processes import run_until_stopped, usable_cores
 from fersweep.tracking.runs import CLASSIFIER_NAME, quiet_downloads
-from fersweep.tracking.server import run_until_stopped
 
 TRUSTED_SCHEMES = ("models:/", "runs:/")
 
@@ -64,18 +64,22 @@ def load_classifier(model_uri: str, tracking_uri: str) -> Any:
         ) from error
 
 
-def serve_model(model_uri: str, tracking_uri: str, host: str, port: int) -> int:
+def serve_model(model_uri: str, tracking_uri: str, host: str, port: int, workers: int = 1) -> int:
     """`mlflow models serve` for a model of the tracking store, in this environment (no new
-    virtual environment is built); returns the server's exit status once it stops."""
+    virtual environment is built), with `workers` processes, each with its share of the cores
+    for torch (OMP_NUM_THREADS); returns the server's exit status once it stops."""
+    if workers < 1:
+        raise ConfigError(f"--workers={workers}: use 1 or more")
     bin_dir = Path(sys.executable).parent  # mlflow and the uvicorn it starts live here
     command = [
-        str(bin_dir / "mlflow"), "models", "serve", "-m", model_uri,
-        "--env-manager", "local", "--host", host, "--port", str(port),
+        str(bin_dir / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+        "--host", host, "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        **({"OMP_NUM_THREADS": str(max(1, usable_cores() // workers))} if workers > 1 else {}),
     }
     print(" ".join(command))
     return run_until_stopped(command, env)

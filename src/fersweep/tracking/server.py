@@ -9,8 +9,6 @@ without fersweep too (README, "On many machines").
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,12 +17,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import requests
-from psycopg import sql
-from sqlalchemy.engine import make_url
 
 from fersweep.errors import ConfigError, FersweepError
+from fersweep.services.postgres import create_database, hide_password
+from fersweep.services.processes import run_until_stopped, stop
 
 AUTH_SECRETS = ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
 
@@ -169,105 +166,9 @@ class TrackingServer:
             )
 
 
-def hide_password(url: str) -> str:
-    """A database URL fit to print: its password, if any, as ***."""
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def answers(server_url: str, timeout: float) -> bool:
     """Whether the MLflow server at `server_url` answers its /health check now."""
     try:
         return requests.get(f"{server_url.rstrip('/')}/health", timeout=timeout).ok
     except requests.RequestException:
         return False
-
-
-def free_port() -> int:
-    """A port nobody listens on now, for a server of one's own (tests, bench)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def stop(process: subprocess.Popen, seconds: float = 30) -> None:
-    """Stop a server started by `TrackingServer.start` and its worker processes."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(seconds)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def run_until_stopped(command: list[str], env: Mapping[str, str]) -> int:
-    """Run a server in the foreground, in a process group of its own; SIGTERM (a service
-    manager, a container's stop) or Ctrl-C stops that whole group: the server and the workers
-    it started, which would otherwise be left answering on the port. Returns its exit status."""
-    process = subprocess.Popen(command, env=env, start_new_session=True)
-
-    def forward(number: int, _frame) -> None:
-        with_group(process, number)
-
-    handlers = {
-        number: signal.signal(number, forward) for number in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
-        return process.wait()
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
-        end_group(process)
-
-
-def with_group(process: subprocess.Popen, number: int) -> bool:
-    """Send a signal to the process's group; False once nothing of it is left."""
-    try:
-        os.killpg(process.pid, number)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def end_group(process: subprocess.Popen, seconds: float = 10) -> None:
-    """Whatever of the group outlived its leader: asked to stop, then killed."""
-    deadline = time.monotonic() + seconds
-    if with_group(process, signal.SIGTERM):
-        while with_group(process, 0) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        with_group(process, signal.SIGKILL)
-    if process.poll() is None:
-        process.wait()
-
-
-def create_database(url: str) -> bool:
-    """CREATE DATABASE for a postgresql:// URL if it does not exist; True if it was created."""
-    name = make_url(url).database
-    with maintenance_connection(url) as connection:
-        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if found.fetchone():
-            return False
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return True
-
-
-def drop_database(url: str) -> None:
-    """DROP DATABASE for a postgresql:// URL (a benchmark's own, once it is done)."""
-    name = sql.Identifier(make_url(url).database)
-    with maintenance_connection(url) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-
-
-def maintenance_connection(url: str) -> psycopg.Connection:
-    """A connection to the `postgres` database of the server that `url` names."""
-    admin = make_url(url).set(drivername="postgresql", database="postgres")
-    try:
-        return psycopg.connect(
-            admin.render_as_string(hide_password=False), connect_timeout=10, autocommit=True
-        )
-    except psycopg.OperationalError as error:
-        raise FersweepError(
-            f"PostgreSQL at {hide_password(url)} cannot be reached: "
-            + " ".join(line.strip() for line in str(error).splitlines())
-        ) from error

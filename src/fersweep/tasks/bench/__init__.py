@@ -90,7 +90,7 @@ def main(root: Path, argv: list[str]) -> None:
     settings: BenchDefinition = OmegaConf.to_object(cfg.bench)
     # Built first: MLflow exports the URI each measurement's store sets as MLFLOW_TRACKING_URI,
     # which the tracking config would otherwise read afterwards.
-    tracker = build(cfg.tracking)
+    tracker = build(cfg.tracking, experiment="fersweep-bench")
     results = run_bench(root, settings, overrides)
     show(results)
     console.print(f"results: {save(results, root, settings, tracker)}")

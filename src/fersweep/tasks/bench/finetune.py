@@ -11,6 +11,7 @@ import numpy as np
 
 from fersweep.config.compose import build
 from fersweep.data.datamodule import EmotionDataModule
+from fersweep.models.finetuning import StagedThaw, thaw
 from fersweep.tasks.bench.measure import EpochTimer, in_memory, steps_rate, train_device
 from fersweep.tasks.fitting import quiet_library
 
@@ -48,7 +49,7 @@ def lightning_phase_rates(cfg, datamodule: EmotionDataModule) -> dict[str, float
     with quiet_library():  # the notices fit_network does not pass on either
         trainer = build(
             cfg.trainer,
-            callbacks=[timer],
+            callbacks=[timer, StagedThaw()],
             logger=False,
             max_epochs=2 * epochs,
             enable_checkpointing=False,
@@ -71,7 +72,7 @@ def bare_phase_rates(cfg, datamodule: EmotionDataModule, batches: int) -> dict[s
     rates = {}
     for phase in PHASES:
         if phase == "thawed":
-            net.on_epoch(net.unfreeze_at_epoch)
+            thaw(net, net.unfreeze_at_epoch)
         net.train()
         rates[phase] = steps_rate(
             net, optimizer, images, labels, datamodule.batch_size, batches, cfg, warmup=3

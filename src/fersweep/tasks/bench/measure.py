@@ -133,14 +133,13 @@ def bench_face_step(cfg, images: int) -> dict[str, float]:
     share of the decode threads' time spent inside the detector (the rest: reading, decoding,
     levelling, cutting, fitting)."""
     datamodule = build(cfg.data)
-    datamodule.setup()  # the legend's records (preprocessed from the cache when it is there)
-    records = datamodule.image_set.records[:images]
+    records = datamodule.records()[:images]  # from the legend: nothing decoded before timing
     timed = TimedDetector(datamodule.preprocessor.face.detector)
     preprocessor = dataclasses.replace(
         datamodule.preprocessor,
         face=dataclasses.replace(datamodule.preprocessor.face, detector=timed),
     )
-    load = partial(load_images, records, datamodule.images_dir, preprocessor, None, "")
+    load = partial(load_images, records, datamodule.source.images_dir, preprocessor, None, "")
     workers = datamodule.decode_workers
     shared = _seconds(lambda: load(workers=workers))
     detecting = timed.seconds / (shared * max(1, workers))

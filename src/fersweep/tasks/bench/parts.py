@@ -49,24 +49,40 @@ def bench_sweep_parts(
 
 def time_split(client: mlflow.MlflowClient, runs: list[Run], start: float, end: float):
     """The sweep's seconds by part (see the module's docstring); `start` and `end` in seconds
-    since the epoch, as the sweep ran."""
+    since the epoch, as the sweep ran. A part's seconds are the wall time its runs covered
+    (runs of one part may overlap: the gate's on several processes); outside the runs is what
+    no run covered after the first began (the finish between runs, registry, reports)."""
     leaves = sorted(
         (run for run in runs if run.data.tags.get("kind") in PARTS),
         key=lambda run: run.info.start_time,
     )
     timed = [run_times(client, run) for run in leaves]
-    by_part: dict[str, float] = defaultdict(float)
-    for row in timed:
-        by_part[row["part"]] += row["seconds"]
+    by_part: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for run, row in zip(leaves, timed):
+        by_part[row["part"]].append(_interval(run))
     first = min((run.info.start_time for run in leaves), default=end * 1000) / 1000
-    in_runs = sum(row["seconds"] for row in timed)
+    in_runs = _covered([_interval(run) for run in leaves])
     return {
         "seconds": end - start,
         "before_first_run_seconds": first - start,
-        "by_part_seconds": dict(by_part),
-        "outside_runs_seconds": end - start - in_runs - (first - start),
+        "by_part_seconds": {part: _covered(spans) for part, spans in by_part.items()},
+        "outside_runs_seconds": end - first - in_runs,
         "runs": timed,
     }
+
+
+def _interval(run: Run) -> tuple[float, float]:
+    return run.info.start_time / 1000, (run.info.end_time or run.info.start_time) / 1000
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """Seconds covered by the union of the spans."""
+    total, reach = 0.0, float("-inf")
+    for low, high in sorted(spans):
+        if high > reach:
+            total += high - max(low, reach)
+            reach = high
+    return total
 
 
 def run_times(client: mlflow.MlflowClient, run: Run) -> dict[str, Any]:
@@ -77,11 +93,13 @@ def run_times(client: mlflow.MlflowClient, run: Run) -> dict[str, Any]:
     epochs = client.get_metric_history(info.run_id, EPOCH_METRIC)
     trained = (max(m.timestamp for m in epochs) - info.start_time) / 1000 if epochs else seconds
     part = f"gate/{tags.get('arm', '?')}" if tags["kind"] == "gate" else tags["kind"]
+    first = (min(m.timestamp for m in epochs) - info.start_time) / 1000 if epochs else seconds
     return {
         "part": part,
         "run": info.run_name,
         "status": info.status,
         "seconds": seconds,
+        "first_epoch_seconds": first,  # with the run's data set-up (a cold face step's pass)
         "training_seconds": trained,
         "after_training_seconds": seconds - trained,
     }

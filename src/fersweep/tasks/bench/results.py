@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from fersweep.config.bench_schemas import BenchDefinition
+from fersweep.config.values import flatten
 from fersweep.evaluation.console import console
 from fersweep.tracking import Tracker, artifacts
 
@@ -91,22 +92,25 @@ def _finetune_rows(finetune: dict) -> list[tuple[str, str, str]]:
 
 
 def _serving_rows(serving: dict) -> list[tuple[str, str, str]]:
-    clients = serving["concurrency"]
-    rows = []
-    for kind, label in (("single", "1 image"), ("batch", f"{serving['batch_images']} images")):
-        row = serving[kind]
-        rows += [
-            (
-                f"served, {label} a request, {clients} clients (images/s)",
-                f"{row['images_per_s']:.0f}",
-                ">= 150" if kind == "single" else "",
-            ),
-            (
-                f"served, {label} a request: p50 / p99 (ms)",
-                f"{row['p50_ms']:.0f} / {row['p99_ms']:.0f}",
-                "",
-            ),
-        ]
+    clients, rows = serving["concurrency"], []
+    for key, measured in serving.items():
+        if not key.startswith("workers_"):
+            continue
+        server = f"{key.removeprefix('workers_')} server worker(s)"
+        for kind, label in (("single", "1 image"), ("batch", f"{serving['batch_images']} images")):
+            row = measured[kind]
+            rows += [
+                (
+                    f"served, {label} a request, {clients} clients, {server} (images/s)",
+                    f"{row['images_per_s']:.0f}",
+                    ">= 150" if kind == "single" else "",
+                ),
+                (
+                    f"served, {label} a request, {server}: p50 / p99 (ms)",
+                    f"{row['p50_ms']:.0f} / {row['p99_ms']:.0f}",
+                    "",
+                ),
+            ]
     return rows
 
 
@@ -205,15 +209,15 @@ ROWS: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
 
 
 def save(results: dict[str, Any], root: Path, settings: BenchDefinition, tracker: Tracker) -> Path:
+    """The results as JSON under `settings.results_dir` and as a run of `tracker`'s experiment."""
     folder = root / settings.results_dir
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
-    tracker.experiment = "fersweep-bench"
     with tracker.run("bench", tags={"kind": "bench"}):
         artifacts.log_dict(results, "bench/results.json")
         measured = {k: v for k, v in results.items() if k not in ("machine", "settings")}
-        flat = artifacts.flatten(measured)
+        flat = flatten(measured)
         numbers = {k.replace(".", "/"): float(v) for k, v in flat.items() if _is_number(v)}
         artifacts.log_metrics(numbers)
     return path

@@ -22,8 +22,8 @@ import numpy as np
 from fersweep.config.bench_schemas import BenchServing
 from fersweep.config.compose import build
 from fersweep.errors import FersweepError
+from fersweep.services.processes import free_port
 from fersweep.tasks.train import RunPlacement, train
-from fersweep.tracking.server import free_port
 
 START_SECONDS = 240  # a loaded machine can take minutes to import MLflow
 
@@ -34,14 +34,16 @@ def bench_serving(cfg, settings: BenchServing) -> dict[str, Any]:
     result = train(cfg, placement=RunPlacement(name="bench-serving"))
     images = test_images(cfg, settings.images)
     model = f"runs:/{result.run_id}/classifier"
-    with served(model, cfg.tracking.tracking_uri) as port:
-        post(port, images[:1])  # the first request loads what the rest reuse
-        return {
-            "concurrency": settings.concurrency,
-            "single": load(port, [[image] for image in images], settings.concurrency),
-            "batch": load(port, batches(images, settings.batch), settings.concurrency),
-            "batch_images": settings.batch,
-        }
+    measured: dict[str, Any] = {"concurrency": settings.concurrency, "batch_images": settings.batch}
+    for workers in settings.workers:
+        with served(model, cfg.tracking.tracking_uri, workers) as port:
+            for _ in range(workers):  # the first requests load what the rest reuse
+                post(port, images[:1])
+            measured[f"workers_{workers}"] = {
+                "single": load(port, [[image] for image in images], settings.concurrency),
+                "batch": load(port, batches(images, settings.batch), settings.concurrency),
+            }
+    return measured
 
 
 def test_images(cfg, count: int) -> list[bytes]:
@@ -57,14 +59,16 @@ def batches(images: list[bytes], size: int) -> list[list[bytes]]:
 
 
 @contextmanager
-def served(model: str, tracking_uri: str) -> Iterator[int]:
-    """`fersweep serve` for `model` on a free port, until the block ends; then SIGTERM, which
-    stops it and what it started."""
+def served(model: str, tracking_uri: str, workers: int) -> Iterator[int]:
+    """`fersweep serve` for `model` on a free port with `workers` processes, until the block
+    ends; then SIGTERM, which stops it and what it started."""
     port = free_port()
     fersweep = Path(sys.executable).parent / "fersweep"
     command = [str(fersweep), "--tracking-uri", tracking_uri, "serve", "--model", model]
     server = subprocess.Popen(
-        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*command, "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_until_up(server, port)

@@ -4,7 +4,6 @@ connections the study's database held (every worker its own pool, or the proxy's
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import threading
 import time
@@ -16,15 +15,11 @@ from sqlalchemy.engine import make_url
 
 from fersweep.config.bench_schemas import BenchStorage
 from fersweep.config.compose import compose_config
-from fersweep.tasks.bench.sweeps import timed_sweep
+from fersweep.services.postgres import create_database, drop_database, maintenance_connection
+from fersweep.services.processes import free_port
+from fersweep.studies.proxy_server import StorageProxy
+from fersweep.tasks.bench.sweeps import timed_sweep, without_pruning
 from fersweep.tasks.sweep import Sweep
-from fersweep.tasks.sweep.proxy_server import StorageProxy
-from fersweep.tracking.server import (
-    create_database,
-    drop_database,
-    free_port,
-    maintenance_connection,
-)
 
 HEARTBEAT_SECONDS = 30  # the proxy's and the workers' (they must agree), direct or not
 
@@ -95,10 +90,7 @@ def _sweep(
             "trainer.enable_progress_bar=false",
         ],
     )
-    sweep.definition = dataclasses.replace(  # every trial runs whole: the same work per turn
-        sweep.definition, pruner={"_target_": "optuna.pruners.NopPruner"}
-    )
-    return sweep
+    return without_pruning(sweep)
 
 
 @contextmanager

@@ -8,10 +8,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import optuna
+from optuna.trial import TrialState
+
 from fersweep.config.bench_schemas import BenchDefinition, BenchTracking
 from fersweep.config.compose import build, compose_config
+from fersweep.services.postgres import drop_database
+from fersweep.services.processes import free_port
 from fersweep.tasks.sweep import Sweep, run_sweep
-from fersweep.tracking.server import TrackingServer, drop_database, free_port
+from fersweep.tracking.server import TrackingServer
 
 
 def bench_sweep(
@@ -19,7 +24,7 @@ def bench_sweep(
 ) -> dict[str, float]:
     """Finished (complete + pruned) trials per hour of a fixed small sweep, pruned and not."""
     rates = {}
-    for label, pruner in (("pruning", None), ("no_pruning", "optuna.pruners.NopPruner")):
+    for label, pruning in (("pruning", True), ("no_pruning", False)):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         sweep = Sweep.compose(
             config_dir,
@@ -32,15 +37,14 @@ def bench_sweep(
                 "trainer.enable_progress_bar=false",
             ],
         )
-        if pruner:
-            # Replaced, not merged: the default pruner's settings would not fit this one.
-            sweep.definition = dataclasses.replace(sweep.definition, pruner={"_target_": pruner})
+        if not pruning:
+            sweep = without_pruning(sweep)
         start = time.perf_counter()
         run_sweep(sweep)
         hours = (time.perf_counter() - start) / 3600
-        study = sweep.open_study("original")
-        finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
-        pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+        trials = all_trials(sweep)
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        pruned = sum(t.state == TrialState.PRUNED for t in trials)
         rates[label] = {
             "trials": len(finished),
             "pruned": pruned,
@@ -93,9 +97,7 @@ def bench_tracking(
                         "trainer.enable_progress_bar=false",
                     ],
                 )
-                sweep.definition = dataclasses.replace(
-                    sweep.definition, pruner={"_target_": "optuna.pruners.NopPruner"}
-                )
+                sweep = without_pruning(sweep)
                 rates[f"{store}_{workers}_workers"] = {
                     "store": store,
                     "workers": workers,
@@ -117,12 +119,26 @@ def timed_sweep(sweep: Sweep) -> dict[str, float]:
     start = time.perf_counter()
     run_sweep(sweep)
     seconds = time.perf_counter() - start
-    trials = [t for arm in sweep.definition.arms for t in sweep.open_study(arm).trials]
-    finished = [t for t in trials if t.state.is_finished() and t.state.name != "FAIL"]
+    trials = all_trials(sweep)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     span = max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)
     return {
         "trials": len(finished),
-        "failed": sum(t.state.name == "FAIL" for t in trials),
+        "failed": sum(t.state == TrialState.FAIL for t in trials),
         "trials_per_hour": len(finished) / (span.total_seconds() / 3600),
         "sweep_seconds": seconds,
     }
+
+
+def all_trials(sweep: Sweep) -> list[optuna.trial.FrozenTrial]:
+    """Every arm's trials."""
+    return [t for arm in sweep.definition.arms for t in sweep.open_study(arm).trials]
+
+
+def without_pruning(sweep: Sweep) -> Sweep:
+    """The same sweep with every trial run whole (the same work per trial, turn after turn);
+    the pruner replaced, not merged: the default one's settings would not fit NopPruner."""
+    definition = dataclasses.replace(
+        sweep.definition, pruner={"_target_": "optuna.pruners.NopPruner"}
+    )
+    return dataclasses.replace(sweep, definition=definition)

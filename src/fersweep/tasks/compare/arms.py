@@ -1,6 +1,6 @@
-"""A comparison's arms: what each trains (`Planned`), the runs that stand in from earlier
+"""A comparison's arms: what each trains (`PlannedArm`), the runs that stand in from earlier
 comparisons (`EarlierRuns`, by `run_key`), and each arm's out-of-fold predictions pooled over its
-folds (`ArmSummary`, `OutOfFold`)."""
+folds (`ArmRuns`, `OutOfFold`)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from omegaconf import DictConfig
 
 from fersweep.config.compose import build, check_builds, compose_config
 from fersweep.config.schemas import Reuse, ReuseMatch
+from fersweep.config.values import flatten, own_values
 from fersweep.errors import ConfigError, FersweepError
 from fersweep.evaluation.metrics import Evaluation, SplitPredictions, evaluate
 from fersweep.tasks.train import RunPlacement, RunResult, train
-from fersweep.tracking import Tracker, artifacts
+from fersweep.tracking import Tracker
 from fersweep.tracking.runs import git_commit, working_tree_clean
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class OutOfFold(SplitPredictions):
 
 
 @dataclass
-class ArmSummary:
+class ArmRuns:
     """An arm's runs, per seed: one per fold (a single run with one split)."""
 
     name: str
@@ -180,7 +181,7 @@ RUN_KEY_TAG = "run_key"
 def run_key(cfg: DictConfig, ignore: Sequence[str]) -> str:
     """A fingerprint of what a run learns from: its resolved settings, but for the keys (and
     the keys under the prefixes) in `ignore`."""
-    settings = artifacts.flatten(artifacts.own_values(cfg))
+    settings = flatten(own_values(cfg))
     kept = {
         key: value
         for key, value in settings.items()
@@ -190,7 +191,7 @@ def run_key(cfg: DictConfig, ignore: Sequence[str]) -> str:
 
 
 @dataclass
-class Planned:
+class PlannedArm:
     """An arm about to run: its overrides, the parts (folds) each seed trains on, and tags."""
 
     name: str
@@ -224,7 +225,7 @@ class Planned:
             jobs.append(Job(seed, name, overrides, cfg, placement, earlier.result(key, cfg)))
         return jobs
 
-    def run(self, configs: Mapping, parent: str, earlier: EarlierRuns) -> ArmSummary:
+    def run(self, configs: Mapping, parent: str, earlier: EarlierRuns) -> ArmRuns:
         """Every job in turn; a run that fails is recorded as failed and ends the arm, not the
         comparison."""
         jobs = self.jobs(configs, parent, earlier)
@@ -238,12 +239,12 @@ class Planned:
 
     def summary(
         self, jobs: Sequence[Job], results: Sequence[RunResult], failure: str | None = None
-    ) -> ArmSummary:
+    ) -> ArmRuns:
         """The arm's finished runs by seed, in the order of its jobs."""
         by_seed: dict[int, list[RunResult]] = {}
         for job, result in zip(jobs, results):
             by_seed.setdefault(job.seed, []).append(result)
-        return ArmSummary(self.name, list(by_seed.values()), failure)
+        return ArmRuns(self.name, list(by_seed.values()), failure)
 
 
 @dataclass
@@ -266,7 +267,7 @@ class Job:
         return f"{self.name}: {error}"
 
 
-def usable(arms: Mapping[str, ArmSummary], baseline: bool = False) -> dict[str, ArmSummary]:
+def usable(arms: Mapping[str, ArmRuns], baseline: bool = False) -> dict[str, ArmRuns]:
     """The arms whose every run finished; a failed baseline stops the comparison."""
     first = next(iter(arms.values()), None)
     if baseline and first is not None and first.failure:
@@ -281,7 +282,7 @@ def usable(arms: Mapping[str, ArmSummary], baseline: bool = False) -> dict[str, 
     return usable
 
 
-def run_index(done: Mapping[str, ArmSummary]) -> dict[str, Any]:
+def run_index(done: Mapping[str, ArmRuns]) -> dict[str, Any]:
     """Which MLflow run answered for each arm, seed and fold (reused ones included)."""
     return {
         name: {"runs": [run.run_id for run in arm.runs], "failure": arm.failure}
@@ -289,7 +290,7 @@ def run_index(done: Mapping[str, ArmSummary]) -> dict[str, Any]:
     }
 
 
-def runs_section(done: Mapping[str, ArmSummary]) -> str:
+def runs_section(done: Mapping[str, ArmRuns]) -> str:
     """The report's account of reused and failed runs (empty when every run trained here)."""
     reused = sum(run.reused for arm in done.values() for run in arm.runs)
     failed = [arm.failure for arm in done.values() if arm.failure]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,7 +22,8 @@ from fersweep.evaluation.statistics import (
     paired_bootstrap_difference,
     precision_at_prevalence,
 )
-from fersweep.tasks.compare.arms import ArmSummary, OutOfFold
+from fersweep.tasks.compare.arms import ArmRuns, OutOfFold
+from fersweep.tracking import artifacts
 
 FEW_IMAGES = 10  # a class F1 on fewer test images than this is marked as such
 
@@ -60,12 +61,25 @@ class ComparisonSummary:
         return metrics
 
 
+class Comparison(NamedTuple):
+    """A comparison's Markdown report, its numbers, and its figures by name."""
+
+    report: str
+    summary: ComparisonSummary
+    figures: dict[str, plt.Figure]
+
+    def record(self) -> None:
+        """The report, summary, metrics and figures, in the active MLflow run."""
+        summary = self.summary
+        artifacts.log_comparison(self.report, summary.as_dict(), summary.metrics(), self.figures)
+
+
 def summarise(
-    arms: Mapping[str, ArmSummary],
-    references: Mapping[str, ArmSummary],
+    arms: Mapping[str, ArmRuns],
+    references: Mapping[str, ArmRuns],
     bootstrap: Bootstrap,
     seed: int,
-) -> tuple[str, ComparisonSummary, dict[str, plt.Figure]]:
+) -> Comparison:
     """The Markdown report, its numbers, and its figures by name (the baseline beside the best
     arm, and each arm's pooled confusion matrix). The first arm is the baseline."""
     baseline, *others = arms.values()
@@ -87,10 +101,10 @@ def summarise(
         folds=folds if folds > 1 else None,
     )
     report = markdown_report(summary, reference, len(baseline.by_seed), bootstrap)
-    return report, summary, _figures(arms)
+    return Comparison(report, summary, _figures(arms))
 
 
-def shared_test_images(arms: Mapping[str, ArmSummary]) -> OutOfFold:
+def shared_test_images(arms: Mapping[str, ArmRuns]) -> OutOfFold:
     """The baseline's first pooled predictions, once every arm and seed is shown to have been
     tested on the same images with the same truth (else the comparison is not paired)."""
     reference = next(iter(arms.values())).out_of_fold[0]
@@ -125,7 +139,7 @@ def people_bootstrap(
     )
 
 
-def _figures(arms: Mapping[str, ArmSummary]) -> dict[str, plt.Figure]:
+def _figures(arms: Mapping[str, ArmRuns]) -> dict[str, plt.Figure]:
     baseline, *others = arms.values()
     best = max(others, key=lambda arm: arm.pooled_metric("macro_f1"))
     return {
@@ -222,7 +236,7 @@ def _references_section(summary: ComparisonSummary) -> list[str]:
 
 
 def _headline_table(
-    arms: Mapping[str, ArmSummary], differences: Mapping[str, Difference]
+    arms: Mapping[str, ArmRuns], differences: Mapping[str, Difference]
 ) -> pd.DataFrame:
     rows = []
     for arm in arms.values():
@@ -250,7 +264,7 @@ def _spread(values: np.ndarray) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-def _per_class_table(arms: Mapping[str, ArmSummary], truth: np.ndarray) -> pd.DataFrame:
+def _per_class_table(arms: Mapping[str, ArmRuns], truth: np.ndarray) -> pd.DataFrame:
     """Per emotion: its test images and each arm's F1 (pooled, mean over seeds); an emotion
     with fewer than FEW_IMAGES test images is marked with an asterisk."""
     support = np.bincount(truth, minlength=len(EMOTIONS))
@@ -277,7 +291,7 @@ def _bayes_table(arms, references, prevalence: np.ndarray) -> pd.DataFrame:
     return table
 
 
-def _reference_table(references: Mapping[str, ArmSummary]) -> pd.DataFrame:
+def _reference_table(references: Mapping[str, ArmRuns]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -311,7 +325,7 @@ def common_called_rare(predictions: SplitPredictions) -> float:
     return float(np.mean(~np.isin(predictions.predicted[common], COMMON)))
 
 
-def framing_table(arms: Mapping[str, ArmSummary], bootstrap: Bootstrap, seed: int) -> pd.DataFrame:
+def framing_table(arms: Mapping[str, ArmRuns], bootstrap: Bootstrap, seed: int) -> pd.DataFrame:
     """Per arm and framing direction, macro F1 of the pooled predictions on the test images as
     they are and framed that way (mean over seeds), their difference with a paired bootstrap
     interval over people, the spread of that difference over the runs, and how often common
@@ -321,7 +335,7 @@ def framing_table(arms: Mapping[str, ArmSummary], bootstrap: Bootstrap, seed: in
     )
 
 
-def _framing_row(arm: ArmSummary, framing: str, bootstrap: Bootstrap, seed: int) -> dict:
+def _framing_row(arm: ArmRuns, framing: str, bootstrap: Bootstrap, seed: int) -> dict:
     pooled = arm.out_of_fold
     as_they_are = arm.pooled_metric("macro_f1")
     reframed = arm.pooled_metric("macro_f1", framing=framing)

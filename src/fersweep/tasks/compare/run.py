@@ -15,15 +15,16 @@ from fersweep.config.schemas import ComparisonDefinition
 from fersweep.errors import ConfigError
 from fersweep.evaluation.console import console, show_markdown
 from fersweep.tasks.compare.arms import (
-    ArmSummary,
+    ArmRuns,
     EarlierRuns,
-    Planned,
+    PlannedArm,
     fold_overrides,
     run_index,
     runs_section,
     usable,
 )
 from fersweep.tasks.compare.report import (
+    Comparison,
     ComparisonSummary,
     framing_section,
     framing_table,
@@ -53,9 +54,12 @@ def run_comparison(config_dir: Path, argv: Sequence[str] = ()) -> tuple[str, str
         done = run_arms(plan, configs, parent_id, earlier, definition.workers)
         artifacts.log_dict(run_index(done), "comparison/runs.json")
         framing = build(cfg.data.reframe).describe() if cfg.data.get("reframe") else ""
-        report, summary, figures = report_of(definition, done, cfg.seed, framing)
-        artifacts.log_comparison(report, summary.as_dict(), summary.metrics(), figures)
-        path = write_report(report, summary, Path(cfg.paths.output_dir) / "compare" / parent_id)
+        comparison = comparison_report(definition, done, cfg.seed, framing)
+        comparison.record()
+        report = comparison.report
+        path = write_report(
+            report, comparison.summary, Path(cfg.paths.output_dir) / "compare" / parent_id
+        )
     show_markdown(report)
     console.print(f"report written to {path} and to MLflow run {parent_id}")
     return report, parent_id
@@ -68,23 +72,23 @@ def _reframe(definition: ComparisonDefinition) -> list[str]:
 
 def plan_arms(
     definition: ComparisonDefinition, base: list[str], overrides: list[str]
-) -> list[Planned]:
+) -> list[PlannedArm]:
     """The arms and the framing check's arms on every fold; the references keep their own
     protocol (not `base`: one random split per seed) but run over the same seeds, as one seed's
     score swings by several points."""
     parts = fold_overrides(definition.folds)
     return [
-        *(Planned(name, [*base, *o], parts) for name, o in definition.arms.items()),
-        *(Planned(name, [*base, *o], parts) for name, o in definition.framing.arms.items()),
+        *(PlannedArm(name, [*base, *o], parts) for name, o in definition.arms.items()),
+        *(PlannedArm(name, [*base, *o], parts) for name, o in definition.framing.arms.items()),
         *(
-            Planned(name, [*o, *overrides], [[]], {"protocol": "seed (leaky)"})
+            PlannedArm(name, [*o, *overrides], [[]], {"protocol": "seed (leaky)"})
             for name, o in definition.references.items()
         ),
     ]
 
 
 def compose_plan(
-    plan: Sequence[Planned], config_dir: Path, seeds: Sequence[int]
+    plan: Sequence[PlannedArm], config_dir: Path, seeds: Sequence[int]
 ) -> dict[str, dict[tuple[int, int], tuple[list[str], DictConfig]]]:
     """Every run's overrides and config by arm, composed and built once."""
     configs = {}
@@ -96,12 +100,12 @@ def compose_plan(
     return configs
 
 
-def report_of(
+def comparison_report(
     definition: ComparisonDefinition,
-    done: Mapping[str, ArmSummary],
+    done: Mapping[str, ArmRuns],
     seed: int,
     framing_description: str = "",
-):
+) -> Comparison:
     """The report, its summary and figures from the arms that finished; the framing check's
     section says what was done to the test images (`framing_description`)."""
     arms = usable({name: done[name] for name in definition.arms}, baseline=True)
@@ -113,7 +117,7 @@ def report_of(
         table = framing_table({**arms, **framing_arms}, definition.bootstrap, seed)
         report += framing_section(table, framing.tolerance, framing_description)
         summary.framing = table.to_dict(orient="records")
-    return report + runs_section(done), summary, figures
+    return Comparison(report + runs_section(done), summary, figures)
 
 
 def write_report(report: str, summary: ComparisonSummary, folder: Path) -> Path:

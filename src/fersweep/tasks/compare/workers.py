@@ -5,30 +5,31 @@ through than one process of two threads (a small network's layers do not split w
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 import torch
 
 from fersweep.config.compose import register_resolvers
-from fersweep.tasks.compare.arms import ArmSummary, EarlierRuns, Job, Planned
+from fersweep.services.processes import usable_cores
+from fersweep.tasks.compare.arms import ArmRuns, EarlierRuns, Job, PlannedArm
 from fersweep.tasks.train import RunResult
 
 
 def share_cores(workers: int) -> None:
-    """Give this process its share of the machine's cores, one of `workers` processes."""
+    """Give this process its share of the cores it may run on (a Slurm job's, not the whole
+    node's, where the scheduler pins it), one of `workers` processes."""
     if workers > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        torch.set_num_threads(max(1, usable_cores() // workers))
 
 
 def run_arms(
-    planned: Sequence[Planned],
+    planned: Sequence[PlannedArm],
     configs: Mapping[str, Mapping],
     parent: str,
     earlier: EarlierRuns,
     workers: int,
-) -> dict[str, ArmSummary]:
+) -> dict[str, ArmRuns]:
     """Every arm's runs, `workers` at a time (1: in this process, in turn). With several, an
     arm whose run fails is left out as it is in turn, though its other runs go on."""
     if workers <= 1:
@@ -49,7 +50,7 @@ def _start_worker(workers: int) -> None:
     register_resolvers()
 
 
-def _gathered(arm: Planned, jobs: list[Job], futures: list[Future | None]) -> ArmSummary:
+def _gathered(arm: PlannedArm, jobs: list[Job], futures: list[Future | None]) -> ArmRuns:
     finished: list[tuple[Job, RunResult]] = []
     failure = None
     for job, future in zip(jobs, futures):

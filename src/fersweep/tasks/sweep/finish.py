@@ -14,11 +14,11 @@ from optuna.trial import TrialState
 from fersweep.config.compose import build, compose_config
 from fersweep.config.schemas import Direction
 from fersweep.evaluation.console import console, show_markdown
+from fersweep.studies.storage import storage_lock
 from fersweep.tasks import champion
-from fersweep.tasks.compare.arms import ArmSummary
+from fersweep.tasks.compare.arms import ArmRuns
 from fersweep.tasks.compare.report import summarise
 from fersweep.tasks.sweep.report import log_study
-from fersweep.tasks.sweep.storage import storage_lock
 from fersweep.tasks.sweep.study import (
     FINISHED_ATTR,
     OUTCOME_ATTR,
@@ -155,15 +155,15 @@ def compare_arms(
 ) -> None:
     """The arms' best runs compared on the test split, recorded on the sweep's run."""
     with tracker.resumed(sweep_run_id):
-        report, summary, figures = summarise(
-            {arm: ArmSummary(arm, [[result]]) for arm, (_, result) in best.items()},
+        comparison = summarise(
+            {arm: ArmRuns(arm, [[result]]) for arm, (_, result) in best.items()},
             {},
             sweep.definition.bootstrap,
             sweep.definition.seed,
         )
-        artifacts.log_comparison(report, summary.as_dict(), summary.metrics(), figures)
-    show_markdown(report)
-    (folder / "report.md").write_text(report)
+        comparison.record()
+    show_markdown(comparison.report)
+    (folder / "report.md").write_text(comparison.report)
 
 
 def register_models(sweep: Sweep, tracker: Tracker, best, sweep_run_id: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from fersweep.config.compose import (
 )
 from fersweep.config.schemas import SweepDefinition, example_samples
 from fersweep.errors import ConfigError
-from fersweep.tasks.sweep.storage import StudyStorage, open_storage, storage_lock
+from fersweep.studies import experimental_features
+from fersweep.studies.storage import StudyStorage, open_storage, storage_lock
 from fersweep.tracking import Tracker, artifacts
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
@@ -85,8 +85,7 @@ class Sweep:
             load_if_exists=True,
         )
         if study.metric_names is None:  # what optuna-dashboard and the plots call the objective
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            with experimental_features():
                 study.set_metric_names([d.objective.metric])
         return study
 

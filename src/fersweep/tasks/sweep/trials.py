@@ -24,8 +24,9 @@ from fersweep.config.compose import build, compose_config
 from fersweep.config.schemas import sample_space
 from fersweep.errors import TrialTimeout
 from fersweep.evaluation.console import console
+from fersweep.studies import experimental_features
+from fersweep.studies.storage import counted_trials, heartbeat, storage_lock
 from fersweep.tasks.compare.workers import share_cores
-from fersweep.tasks.sweep.storage import counted_trials, heartbeat, storage_lock
 from fersweep.tasks.sweep.study import PARENT_RUN_ATTR, Sweep
 from fersweep.tasks.sweep.warm import STOPPED_ATTR, stop_if_stalled
 from fersweep.tasks.train import RunPlacement, RunResult, train
@@ -128,8 +129,7 @@ def _next_trial(
 
 def fail_stale(study: optuna.Study) -> None:
     """Optuna fails the trials whose worker stopped beating, and re-queues them (max_retry)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with experimental_features():
         optuna.storages.fail_stale_trials(study)
 
 
@@ -271,6 +271,5 @@ def _retry(study: optuna.Study, number: int, max_retry: int) -> None:
     failed.user_attrs = {
         k: v for k, v in failed.user_attrs.items() if k not in ("error", "mlflow_run_id")
     }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with experimental_features():
         RetryHeartbeatStaleTrialCallback(max_retry)(study, failed)

@@ -4,7 +4,6 @@ improving told to start no more (stop when stalled)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,8 +13,9 @@ from optuna.trial import TrialState
 from fersweep.config.compose import as_overrides, build
 from fersweep.config.schemas import Direction, ParamType, SearchParam
 from fersweep.evaluation.console import console
+from fersweep.studies import experimental_features
+from fersweep.studies.storage import storage_lock
 from fersweep.tasks import champion
-from fersweep.tasks.sweep.storage import storage_lock
 from fersweep.tasks.sweep.study import PARENT_RUN_ATTR, Sweep
 from fersweep.tracking import Tracker
 
@@ -53,8 +53,7 @@ def warm_start(sweep: Sweep) -> None:
 
 
 def _enqueue(study: optuna.Study, params: dict[str, Any], origin: str) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with experimental_features():
         study.enqueue_trial(params, user_attrs={ENQUEUED_ATTR: origin}, skip_if_exists=True)
     console.print(f"{study.study_name}: enqueued {origin}: {params}")
 

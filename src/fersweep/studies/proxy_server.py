@@ -14,9 +14,9 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.storages._grpc.server import make_server  # what run_grpc_proxy_server builds
 
-from fersweep.tasks.sweep.proxy import SERVICE, decode, encode
-from fersweep.tasks.sweep.storage import open_storage, storage_lock
-from fersweep.tracking.server import hide_password
+from fersweep.services.postgres import hide_password
+from fersweep.studies.proxy import SERVICE, decode, encode
+from fersweep.studies.storage import open_storage, storage_lock
 
 
 class StorageProxy:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import threading
-import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +14,9 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from fersweep.errors import ConfigError
-from fersweep.tasks.sweep.proxy import ProxiedStorage, open_proxy
-from fersweep.tracking.server import hide_password
+from fersweep.services.postgres import hide_password
+from fersweep.studies import experimental_features
+from fersweep.studies.proxy import ProxiedStorage, open_proxy
 
 StudyStorage = RDBStorage | ProxiedStorage
 _OPEN: dict[tuple[str, int, int], StudyStorage] = {}  # one engine (or channel) per process and URL
@@ -35,8 +35,7 @@ def open_storage(url: str, heartbeat_seconds: int, max_retry: int) -> StudyStora
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        with warnings.catch_warnings(), _one_at_a_time(url):
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with experimental_features(), _one_at_a_time(url):
             storage = RDBStorage(
                 url,
                 engine_kwargs=_engine_kwargs(url),

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import optuna
 from optuna.storages import GrpcStorageProxy, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat  # what Optuna's fail_stale_trials asks for
 
 from fersweep.errors import ConfigError
+from fersweep.studies import experimental_features
 
 SERVICE = "fersweep.Coordination"
 
@@ -38,8 +37,7 @@ class ProxiedStorage(GrpcStorageProxy, BaseHeartbeat):
     so Optuna's own fail_stale_trials and fersweep's storage_lock work as on PostgreSQL."""
 
     def __init__(self, *, host: str, port: int, max_retry: int) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with experimental_features():
             super().__init__(host=host, port=port)
             self._retry = RetryHeartbeatStaleTrialCallback(max_retry)
 
