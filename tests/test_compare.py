@@ -21,7 +21,7 @@ from fersweep.evaluation.statistics import (
     precision_at_prevalence,
     weighted_macro_f1,
 )
-from fersweep.services.processes import usable_cores
+from fersweep.services.processes import core_share
 from fersweep.tasks.compare import run_comparison
 from fersweep.tasks.compare.arms import ArmRuns, fold_overrides
 from fersweep.tasks.compare.report import common_called_rare, summarise
@@ -304,7 +304,7 @@ def test_runs_shared_between_two_processes_give_what_they_give_in_turn(
     }
     argv = one_split_comparison("shared", arms, "compare.reuse.match=none")
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, usable_cores() // 2))  # each process's share, in turn too
+    torch.set_num_threads(core_share(2))  # each process's share, in turn too
     try:
         in_turn, _ = run_comparison(CONFIG_DIR, argv)
     finally:

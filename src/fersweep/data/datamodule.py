@@ -132,8 +132,8 @@ class EmotionDataModule(pl.LightningDataModule):
             return
         source = self.source
         self.root, self.images_dir = source.root, source.images_dir
-        records, report = self._subset(source.records), source.report
-        self.fingerprint = fingerprint(source.legend, source.images_dir)
+        records, report = self.records(), source.report
+        self.fingerprint = self.content_fingerprint()
         image_set, decode_report = load_images(
             records,
             source.images_dir,

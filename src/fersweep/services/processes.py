@@ -76,3 +76,8 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def core_share(workers: int) -> int:
+    """Each of `workers` processes' share of the usable cores (one at least)."""
+    return max(1, usable_cores() // workers)

@@ -12,7 +12,7 @@ from typing import Any
 import mlflow
 
 from fersweep.errors import ConfigError, FersweepError
-from fersweep.services.processes import run_until_stopped, usable_cores
+from fersweep.services.processes import core_share, run_until_stopped
 from fersweep.tracking.runs import CLASSIFIER_NAME, quiet_downloads
 
 TRUSTED_SCHEMES = ("models:/", "runs:/")
@@ -79,7 +79,7 @@ def serve_model(model_uri: str, tracking_uri: str, host: str, port: int, workers
         **os.environ,
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        **({"OMP_NUM_THREADS": str(max(1, usable_cores() // workers))} if workers > 1 else {}),
+        **({"OMP_NUM_THREADS": str(core_share(workers))} if workers > 1 else {}),
     }
     print(" ".join(command))
     return run_until_stopped(command, env)

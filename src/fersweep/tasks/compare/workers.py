@@ -11,7 +11,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import torch
 
 from fersweep.config.compose import register_resolvers
-from fersweep.services.processes import usable_cores
+from fersweep.services.processes import core_share
 from fersweep.tasks.compare.arms import ArmRuns, EarlierRuns, Job, PlannedArm
 from fersweep.tasks.train import RunResult
 
@@ -20,7 +20,7 @@ def share_cores(workers: int) -> None:
     """Give this process its share of the cores it may run on (a Slurm job's, not the whole
     node's, where the scheduler pins it), one of `workers` processes."""
     if workers > 1:
-        torch.set_num_threads(max(1, usable_cores() // workers))
+        torch.set_num_threads(core_share(workers))
 
 
 def run_arms(
