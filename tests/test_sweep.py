@@ -112,7 +112,25 @@ def test_the_arm_run_holds_the_study_plots_table_and_best_params(finished_sweep)
     assert "study/trials.csv" in {
         f.path for f in client.list_artifacts(arm_run.info.run_id, "study")
     }
-    assert "best.model.net.filters" in arm_run.data.params
+    assert "best.model.net.filters" in arm_run.data.tags
+
+
+def test_a_resumed_sweep_whose_best_trial_changed_records_the_new_best(tmp_path):
+    """The arm run is the same run in every launch of a sweep; its best trial may change."""
+    from fersweep.tasks.sweep.report import log_study
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = mlflow.MlflowClient().create_run("0").info.run_id
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"lr": 0.1})
+    study.optimize(lambda t: t.suggest_float("lr", 0.0, 1.0), n_trials=1)
+    log_study(study, run_id)
+    study.enqueue_trial({"lr": 0.7})  # the next launch's trial is better
+    study.optimize(lambda t: t.suggest_float("lr", 0.0, 1.0), n_trials=1)
+    log_study(study, run_id)
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert run.data.tags["best.lr"] == "0.7"
+    assert run.data.metrics["best/value"] == 0.7 and run.data.metrics["trials/complete"] == 2
 
 
 def test_the_best_trials_are_tested_registered_and_the_champion_must_pass_the_gate(finished_sweep):

@@ -121,7 +121,12 @@ def test_workers_in_two_checkouts_share_a_study_and_the_server_keeps_every_artif
     elsewhere.mkdir()
     image = next((Path(tiny_run_overrides[0].split("=", 1)[1]) / "images").iterdir())
     answer = subprocess.run(
-        [str(Path(sys.executable).parent / "fersweep"), "predict", str(image), "--output", "a.csv"],
+        [
+            str(Path(sys.executable).parent / "fersweep"),
+            "predict",
+            f"images={image}",
+            "output=a.csv",
+        ],
         cwd=elsewhere,
         env={**os.environ, **env},
         capture_output=True,

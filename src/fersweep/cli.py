@@ -1,16 +1,15 @@
-"""The `fersweep` command: predict, evaluate and serve with a trained model."""
+"""The `fersweep` command: train, then predict, evaluate and serve with a tracked model."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fersweep.errors import FersweepError
 
-DEFAULT_MODEL = "models:/fersweep-emotion@champion"
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,79 +22,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="fersweep", description=__doc__)
-    root.add_argument("--config-dir", default="conf", help="the project's Hydra configs (conf/)")
-    root.add_argument(
-        "--tracking-uri",
-        help="MLflow store; default: MLFLOW_TRACKING_URI, "
-        "else the project's tracking config (sqlite:///mlruns/mlflow.db)",
+    root = argparse.ArgumentParser(
+        prog="fersweep",
+        description=__doc__,
+        epilog="Every command takes Hydra overrides, key=value (`fersweep predict --help` lists "
+        "a command's keys); quote values with spaces or commas: images=\"['my photo.jpg']\"",
     )
+    root.add_argument("--config-dir", default="conf", help="the project's Hydra configs (conf/)")
     commands = root.add_subparsers(required=True)
-    _add_predict(commands)
-    _add_evaluate(commands)
-    _add_serve(commands)
+    for name, text in (
+        ("predict", "emotions of images or folders of images"),
+        ("evaluate", "score a model on a DIR/<emotion>/*.jpg folder"),
+        ("serve", "a REST server for the model (mlflow models serve)"),
+    ):
+        _add_model_command(commands, name, text)
     _add_train(commands)
     _add_tracking_server(commands)
     return root
 
 
-def _add_predict(commands: argparse._SubParsersAction) -> None:
-    predict = commands.add_parser("predict", help="emotions of images or folders of images")
-    predict.add_argument("paths", nargs="+", help="image files or folders")
-    predict.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})"
-    )
-    predict.add_argument(
-        "--output", help="write the table (one row per face) to a .csv or .json file"
-    )
-    predict.add_argument(
-        "--whole-image",
-        action="store_true",
-        help="classify the whole picture where no face is found (or none big enough)",
-    )
-    predict.add_argument(
-        "--annotate", metavar="DIR", help="write copies of the images with boxes and emotions"
-    )
-    predict.set_defaults(command=predict_command)
+def _add_model_command(commands: argparse._SubParsersAction, name: str, text: str) -> None:
+    """A command that uses a tracked model; its keys come from fersweep.config.commands."""
+    from fersweep.config.commands import settings_help
 
-
-def _add_evaluate(commands: argparse._SubParsersAction) -> None:
-    evaluate = commands.add_parser("evaluate", help="score a model on a DIR/<emotion>/*.jpg folder")
-    evaluate.add_argument("folder", help="labelled folder: one subfolder per emotion")
-    evaluate.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})"
+    command = commands.add_parser(
+        name,
+        help=text,
+        description=text,
+        epilog=settings_help(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evaluate.add_argument("--log", action="store_true", help="record it as an MLflow run")
-    evaluate.add_argument(
-        "--reframe",
-        nargs="?",
-        const="default",
-        metavar="OPTION",
-        help="also score the images reframed as an option of the config group conf/reframe/ "
-        "says (Hydra lists them if one is misspelt): placed into larger pictures (default, "
-        "also the flag alone), cut tighter (tighter), both ways (both), not at all (none)",
-    )
-    evaluate.add_argument(
-        "--output-dir",
-        help="where the report and confusion matrix go (default outputs/evaluate/<time>)",
-    )
-    evaluate.set_defaults(command=evaluate_command)
-
-
-def _add_serve(commands: argparse._SubParsersAction) -> None:
-    serve = commands.add_parser("serve", help="a REST server for the model (mlflow models serve)")
-    serve.add_argument("--model", default=DEFAULT_MODEL, help=f"MLflow model URI ({DEFAULT_MODEL})")
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="bind address (default: this machine only)"
-    )
-    serve.add_argument("--port", type=int, default=5001)
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="server processes answering requests, sharing this machine's cores (default 1)",
-    )
-    serve.set_defaults(command=serve_command)
+    command.add_argument("overrides", nargs="*", help="key=value settings, listed below")
+    command.set_defaults(command=COMMANDS[name], name=name)
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -130,42 +88,25 @@ def _add_tracking_server(commands: argparse._SubParsersAction) -> None:
     proxy.set_defaults(command=grpc_proxy_command)
 
 
-def tracking_uri(args: argparse.Namespace) -> str:
-    if args.tracking_uri:
-        return args.tracking_uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    if not (Path(args.config_dir) / "train.yaml").is_file():
-        raise FersweepError(
-            f"no project configs at --config-dir={args.config_dir}; run from the project folder "
-            "or give --tracking-uri (or MLFLOW_TRACKING_URI)"
-        )
-    from fersweep.config.compose import compose_config
+def command_config(args: argparse.Namespace) -> DictConfig:
+    """The command's config from its overrides, with the MLflow store it reads resolved."""
+    from fersweep.config.compose import command_tracking_uri, compose_command
 
-    return compose_config(args.config_dir).tracking.tracking_uri
+    cfg = compose_command(args.config_dir, args.name, args.overrides)
+    cfg.tracking.tracking_uri = command_tracking_uri(cfg, args.config_dir)
+    return cfg
 
 
 def predict_command(args: argparse.Namespace) -> int:
     from fersweep.tasks.predict import predict
 
-    return predict(
-        args.paths, args.model, tracking_uri(args), args.whole_image, args.output, args.annotate
-    )
+    return predict(command_config(args))
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
     from fersweep.tasks.evaluate import evaluate
 
-    output = Path(args.output_dir or f"outputs/evaluate/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
-    return evaluate(
-        folder=Path(args.folder),
-        model_uri=args.model,
-        tracking_uri=tracking_uri(args),
-        config_dir=args.config_dir,
-        reframe=args.reframe,
-        output=output,
-        log=args.log,
-    )
+    return evaluate(command_config(args), args.config_dir)
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -174,8 +115,6 @@ def train_command(args: argparse.Namespace) -> int:
     from fersweep.tasks.train import train
 
     overrides = canonical(args.overrides)  # the seed report's short names, as train.py takes
-    if args.tracking_uri:
-        overrides.append(f"tracking.tracking_uri='{args.tracking_uri}'")
     cfg = compose_config(args.config_dir, overrides)
     result = train(cfg, overrides)
     print(f"{cfg.eval_split}/macro_f1 = {result.metrics[f'{cfg.eval_split}/macro_f1']:.4f}")
@@ -185,7 +124,8 @@ def train_command(args: argparse.Namespace) -> int:
 def serve_command(args: argparse.Namespace) -> int:
     from fersweep.tracking.registry import serve_model
 
-    return serve_model(args.model, tracking_uri(args), args.host, args.port, args.workers)
+    cfg = command_config(args)
+    return serve_model(cfg.model_uri, cfg.tracking.tracking_uri, cfg.host, cfg.port, cfg.workers)
 
 
 def tracking_server(args: argparse.Namespace):
@@ -215,6 +155,8 @@ def db_command(args: argparse.Namespace) -> int:
         print(f"{'created' if created else 'exists '} {hide_password(url)}")
     return 0
 
+
+COMMANDS = {"predict": predict_command, "evaluate": evaluate_command, "serve": serve_command}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -79,7 +79,7 @@ class BenchServing:
     images: int = 400
     concurrency: int = 8
     batch: int = 32
-    workers: list[int] = field(default_factory=lambda: [1])  # `fersweep serve --workers`, each
+    workers: list[int] = field(default_factory=lambda: [1])  # `fersweep serve workers=N`, each
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fersweep.config.aliases import canonical
+from fersweep.config.commands import GROUP_SETTINGS, register_commands
 from fersweep.config.schemas import register_schemas
 from fersweep.errors import ConfigError, FersweepError
 
@@ -57,6 +58,68 @@ def compose_config(
             return compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(_composition_error(error)) from error
+
+
+def compose_command(config_dir: str | Path, name: str, overrides: Sequence[str]) -> DictConfig:
+    """A `fersweep` command's config (fersweep.config.commands) with its overrides; with the
+    project's conf/ groups where `config_dir` is a project's conf/, without them elsewhere."""
+    register_resolvers()
+    register_commands()
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    folder = Path(config_dir).resolve()
+    overrides = _with_groups(name, list(overrides), is_project_config(folder), config_dir)
+    context = (
+        initialize_config_dir(version_base="1.3", config_dir=str(folder))
+        if is_project_config(folder)
+        else initialize(version_base="1.3", config_path=None)
+    )
+    try:
+        with context:
+            cfg = compose(config_name=name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(_composition_error(error)) from error
+    if missing := sorted(OmegaConf.missing_keys(cfg)):
+        keys = " ".join(f"{key}=..." for key in missing)
+        raise ConfigError(f"fersweep {name} needs {keys} (fersweep {name} --help lists its keys)")
+    return cfg
+
+
+def _with_groups(
+    name: str, overrides: list[str], in_project: bool, config_dir: str | Path
+) -> list[str]:
+    """The command's settings that are options of conf/ groups (evaluate's `reframe=`), added
+    to its defaults with their default option; outside a project, none (and none may be given)."""
+    for group, (default, _) in GROUP_SETTINGS.get(name, {}).items():
+        given = [o for o in overrides if o.split("=")[0] == group]
+        if given and not in_project:
+            raise ConfigError(
+                f"{given[0]}: an option of the project's conf/{group}/, and --config-dir="
+                f"{config_dir} is no project's conf/ (run from the project folder)"
+            )
+        if in_project:
+            overrides = [o for o in overrides if o not in given]
+            overrides.append(f"+{given[-1] if given else f'{group}={default}'}")
+    return overrides
+
+
+def command_tracking_uri(cfg: DictConfig, config_dir: str | Path) -> str:
+    """The MLflow store a command reads: `tracking.tracking_uri` where given, else
+    MLFLOW_TRACKING_URI, else the project's conf/tracking (sqlite:///mlruns/mlflow.db)."""
+    if cfg.tracking.tracking_uri:
+        return cfg.tracking.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if not is_project_config(config_dir):
+        raise FersweepError(
+            f"no project configs at --config-dir={config_dir}; run from the project folder or "
+            "give tracking.tracking_uri=<MLflow store> (or MLFLOW_TRACKING_URI)"
+        )
+    return compose_config(config_dir).tracking.tracking_uri
+
+
+def is_project_config(folder: str | Path) -> bool:
+    return (Path(folder) / "train.yaml").is_file()
 
 
 def _composition_error(error: Exception) -> str:

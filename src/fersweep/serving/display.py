@@ -14,7 +14,7 @@ from fersweep.serving.predict import Predictions
 
 def show_predictions(predictions: Predictions) -> None:
     """One line per face: file, face number and box, the emotion and the runner-up with their
-    probabilities (all eight go to --output); then a line per note, and one per file or face
+    probabilities (all eight go to `output=`); then a line per note, and one per file or face
     that was not classified, saying why."""
     classified = predictions.classified
     view = Table(title=f"{len(classified)} face(s) classified")

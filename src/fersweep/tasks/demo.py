@@ -50,6 +50,6 @@ def where_to_look(tracking_uri: str, experiment: str, made: dict[str, str], seco
         "study/plots, the two best runs compared under comparison/;\n"
         f"  - compare-demo ({made['comparison']}): both arms on two folds, report.md;\n"
         f"  - Models: fersweep-demo version {made['sweep']} has the alias champion:\n"
-        "    fersweep predict --model models:/fersweep-demo@champion <image or folder>",
+        "    fersweep predict model_uri=models:/fersweep-demo@champion images=<image or folder>",
         soft_wrap=True,
     )

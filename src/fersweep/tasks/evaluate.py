@@ -4,7 +4,10 @@ taken and optionally reframed; the report and confusion matrix written, optional
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+
+from omegaconf import DictConfig
 
 from fersweep.config.compose import build, compose_config
 from fersweep.data.folder import read_folder
@@ -21,29 +24,21 @@ from fersweep.tracking.registry import load_classifier
 EXPERIMENT = "fersweep-evaluations"
 
 
-def evaluate(
-    folder: Path,
-    model_uri: str,
-    tracking_uri: str,
-    config_dir: str,
-    reframe: str | None,
-    output: Path,
-    log: bool,
-) -> int:
+def evaluate(cfg: DictConfig, config_dir: str) -> int:
+    """`fersweep evaluate` (its settings: fersweep.config.commands.EvaluateCommand; the
+    project's conf/ at `config_dir` gives the framing check and the tracking of `log=true`)."""
+    folder = Path(cfg.folder)
     records, report = read_folder(folder)  # a bad folder fails before the model loads
-    reframing = framing_check(config_dir, reframe) if reframe else None  # none builds None
-    model = load_classifier(model_uri, tracking_uri)
+    reframing: Framing | Framings | None = (
+        build(cfg.data.reframe) if cfg.data.get("reframe") else None
+    )
+    model = load_classifier(cfg.model_uri, cfg.tracking.tracking_uri)
     result = evaluate_folder(model, folder, records, report, reframing)
     show(result, str(folder))
-    write(result, output)
-    if log:
-        log_evaluation_run(result, folder, model_uri, tracking_uri, config_dir)
+    write(result, Path(cfg.output_dir or f"outputs/evaluate/{time.strftime('%Y-%m-%d_%H-%M-%S')}"))
+    if cfg.log:
+        log_evaluation_run(result, folder, cfg.model_uri, cfg.tracking.tracking_uri, config_dir)
     return 0
-
-
-def framing_check(config_dir: str, option: str = "default") -> Framing | Framings | None:
-    """The framing check's settings, from the project's conf/reframe/<option>.yaml."""
-    return build(compose_config(config_dir, [f"reframe={option}"]).data.reframe)
 
 
 def show(result: FolderEvaluation, folder: str) -> None:

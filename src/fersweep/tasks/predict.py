@@ -4,35 +4,39 @@ a table and drawn onto copies of the pictures."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from omegaconf import DictConfig, OmegaConf
 
-from fersweep.errors import FersweepError
+from fersweep.errors import ConfigError
 from fersweep.serving.display import show_predictions
 from fersweep.serving.predict import annotate, image_files, predict_files
 from fersweep.tracking.registry import load_classifier
 
 
-def predict(
-    paths: Sequence[str],
-    model_uri: str,
-    tracking_uri: str,
-    whole_image: bool,
-    output: str | None,
-    annotate_dir: str | None,
-) -> int:
-    files = image_files(paths)
-    model = load_classifier(model_uri, tracking_uri)
-    predictions = predict_files(model, files, whole_image=whole_image)
+def predict(cfg: DictConfig) -> int:
+    """`fersweep predict` (its settings: fersweep.config.commands.PredictCommand)."""
+    files = image_files(image_paths(cfg.images))
+    model = load_classifier(cfg.model_uri, cfg.tracking.tracking_uri)
+    predictions = predict_files(model, files, whole_image=cfg.whole_image)
     show_predictions(predictions)
-    if output:
-        write_table(predictions.table, Path(output))
-    if annotate_dir:
-        written = annotate(predictions, Path(annotate_dir))
-        print(f"{len(written)} annotated picture(s) written to {annotate_dir}")
+    if cfg.output:
+        write_table(predictions.table, Path(cfg.output))
+    if cfg.annotate:
+        written = annotate(predictions, Path(cfg.annotate))
+        print(f"{len(written)} annotated picture(s) written to {cfg.annotate}")
     return 0
+
+
+def image_paths(images: Any) -> list[str]:
+    """`images=photo.jpg` or `images=[a.jpg,photos/]`."""
+    if isinstance(images, str):
+        return [images]
+    if OmegaConf.is_list(images) and all(isinstance(path, str) for path in images):
+        return list(images)
+    raise ConfigError(f"images={images}: give an image file or folder, or a list of them")
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
@@ -41,4 +45,4 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
     elif path.suffix == ".json":
         path.write_text(json.dumps(table.to_dict(orient="records"), indent=2))
     else:
-        raise FersweepError(f"--output {path}: use a .csv or .json file name")
+        raise ConfigError(f"output={path}: use a .csv or .json file name")

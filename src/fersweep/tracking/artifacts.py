@@ -19,7 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.types import ColSpec, Schema
@@ -46,6 +46,13 @@ def log_params(params: Mapping[str, Any], run_id: str | None = None) -> None:
     """Parameters (nested ones flattened to dotted keys), in one batch."""
     batch = [Param(key, value) for key, value in flatten(dict(params)).items()]
     mlflow.MlflowClient().log_batch(_run(run_id), params=batch)
+
+
+def log_tags(tags: Mapping[str, Any], run_id: str | None = None) -> None:
+    """Tags (nested ones flattened to dotted keys), in one batch: for what may change during a
+    run's life, as a resumed sweep's best trial does (MLflow never lets a parameter change)."""
+    batch = [RunTag(key, value) for key, value in flatten(dict(tags)).items()]
+    mlflow.MlflowClient().log_batch(_run(run_id), tags=batch)
 
 
 def log_metrics(metrics: Mapping[str, float], run_id: str | None = None) -> None:

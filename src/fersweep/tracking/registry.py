@@ -69,7 +69,7 @@ def serve_model(model_uri: str, tracking_uri: str, host: str, port: int, workers
     virtual environment is built), with `workers` processes, each with its share of the cores
     for torch (OMP_NUM_THREADS); returns the server's exit status once it stops."""
     if workers < 1:
-        raise ConfigError(f"--workers={workers}: use 1 or more")
+        raise ConfigError(f"workers={workers}: use 1 or more")
     bin_dir = Path(sys.executable).parent  # mlflow and the uvicorn it starts live here
     command = [
         str(bin_dir / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",

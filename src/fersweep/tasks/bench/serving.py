@@ -64,9 +64,9 @@ def served(model: str, tracking_uri: str, workers: int) -> Iterator[int]:
     ends; then SIGTERM, which stops it and what it started."""
     port = free_port()
     fersweep = Path(sys.executable).parent / "fersweep"
-    command = [str(fersweep), "--tracking-uri", tracking_uri, "serve", "--model", model]
+    settings = [f"tracking.tracking_uri='{tracking_uri}'", f"model_uri={model}"]
     server = subprocess.Popen(
-        [*command, "--port", str(port), "--workers", str(workers)],
+        [str(fersweep), "serve", *settings, f"port={port}", f"workers={workers}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

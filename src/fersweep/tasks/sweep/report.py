@@ -1,4 +1,7 @@
-"""A study's record for its arm's MLflow run: the trial table, Optuna's plots, the best trial."""
+"""A study's record for its arm's MLflow run: the trial table, Optuna's plots, the best trial.
+
+Written again each time the sweep finishes (a resumed sweep's arm run is the same run), so what
+can change is a metric, a tag or an overwritten artifact, never a parameter."""
 
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ def log_study(study: optuna.Study, run_id: str) -> None:
     if counts["trials/complete"]:
         best = study.best_trial
         artifacts.log_metrics({"best/value": best.value, "best/trial": best.number}, run_id)
-        artifacts.log_params({"best": best.params}, run_id)
+        artifacts.log_tags({"best": best.params}, run_id)  # a resumed sweep may find another
 
 
 def _write_plot(study: optuna.Study, name: str, folder: Path) -> None:
