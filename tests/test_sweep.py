@@ -15,6 +15,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import torch
 import yaml
 from optuna.trial import TrialState
 
@@ -131,6 +132,46 @@ def test_a_resumed_sweep_whose_best_trial_changed_records_the_new_best(tmp_path)
     run = mlflow.MlflowClient().get_run(run_id)
     assert run.data.tags["best.lr"] == "0.7"
     assert run.data.metrics["best/value"] == 0.7 and run.data.metrics["trials/complete"] == 2
+
+
+def test_each_arms_best_run_tests_and_registers_its_best_trials_own_weights(
+    finished_sweep, tmp_path
+):
+    sweep, _ = finished_sweep
+    client = client_for(sweep)
+    for best in runs_by_kind(sweep, "best"):
+        study = sweep.open_study(best.data.tags["arm"])
+        trial = study.trials[int(best.data.tags["optuna_trial"])]
+        assert trial.number == study.best_trial.number
+        trained_in = trial.user_attrs["mlflow_run_id"]
+        assert best.data.tags["weights_from_run"] == trained_in
+        kept = torch.load(
+            client.download_artifacts(trained_in, "checkpoint/best.ckpt", str(tmp_path)),
+            weights_only=False,
+        )["state_dict"]
+        registered = mlflow.pytorch.load_model(f"runs:/{best.info.run_id}/model")
+        weights = registered.state_dict()
+        assert weights and all(torch.equal(kept[f"net.{k}"], v) for k, v in weights.items())
+        # The curves of the training that made them, beside their test.
+        history = [m.value for m in client.get_metric_history(best.info.run_id, "val/macro_f1")]
+        assert history == [m.value for m in client.get_metric_history(trained_in, "val/macro_f1")]
+        assert "test/macro_f1" in best.data.metrics
+
+
+def test_a_best_trial_is_trained_again_when_asked_or_when_it_kept_no_checkpoint(tmp_path):
+    from types import SimpleNamespace
+
+    from fersweep.config.schemas import BestWeights
+    from fersweep.tasks.sweep.finish import kept_checkpoint
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = mlflow.MlflowClient().create_run("0").info.run_id  # a run with no checkpoint
+    trial = optuna.trial.create_trial(value=0.5, user_attrs={"mlflow_run_id": run_id})
+    older = optuna.trial.create_trial(value=0.5)  # from before trials named their runs
+    for weights, kept in ((BestWeights.retrain, trial), (BestWeights.trial, trial),
+                          (BestWeights.trial, older)):  # fmt: skip
+        sweep = SimpleNamespace(definition=SimpleNamespace(best_weights=weights))
+        assert kept_checkpoint(sweep, kept, tmp_path) is None
 
 
 def test_the_best_trials_are_tested_registered_and_the_champion_must_pass_the_gate(finished_sweep):

@@ -199,6 +199,11 @@ class ChampionGate:
         return {name: list(overrides) for name, overrides in chosen.items()}
 
 
+class BestWeights(Enum):
+    trial = "trial"  # the best trial's own best epoch, kept by every completed trial
+    retrain = "retrain"  # the best trial's config trained again
+
+
 @dataclass
 class SweepDefinition:
     """A `sweeps/*.yaml` sweep: sweeps/default.yaml explains every key."""
@@ -222,6 +227,7 @@ class SweepDefinition:
     seed: int = 42
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
     registered_model: str = "fersweep-emotion"
+    best_weights: BestWeights = BestWeights.trial
     gate: ChampionGate = field(default_factory=ChampionGate)
     warm_start: WarmStart = field(default_factory=WarmStart)
     stop_when_stalled: StopWhenStalled = field(default_factory=StopWhenStalled)

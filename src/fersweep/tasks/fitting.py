@@ -8,9 +8,11 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from fersweep import EMOTIONS
@@ -40,7 +42,10 @@ def fit_network(
     callbacks: list[pl.Callback],
     validates: bool,
     run_id: str,
+    checkpoint: Path | None = None,
 ) -> FitScores:
+    """Fit, then test the best validation epoch; given a `checkpoint` (a run's kept best epoch),
+    only test it: the same weights, scored and recorded as a run of their own."""
     loggers = [build(logger, run_id=run_id) for logger in cfg.logger.values()]
     with tempfile.TemporaryDirectory(prefix="fersweep-run-") as checkpoints, quiet_library():
         trainer: pl.Trainer = build(
@@ -50,9 +55,13 @@ def fit_network(
             default_root_dir=checkpoints,
             **({} if validates else {"limit_val_batches": 0}),
         )
-        trainer.fit(model, datamodule=datamodule)
-        best_val_f1 = float(trainer.callback_metrics.get("val/macro_f1_best", float("nan")))
-        trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+        if checkpoint is None:
+            trainer.fit(model, datamodule=datamodule)
+            best_val_f1 = float(trainer.callback_metrics.get("val/macro_f1_best", float("nan")))
+        else:
+            best_val_f1 = best_score(checkpoint)
+        tested = "best" if checkpoint is None else str(checkpoint)
+        trainer.test(model, datamodule=datamodule, ckpt_path=tested, verbose=False)
     return FitScores(
         outputs=model.test_outputs,
         best_val_f1=best_val_f1,
@@ -61,17 +70,29 @@ def fit_network(
     )
 
 
+def best_score(checkpoint: Path) -> float:
+    """The monitored score of the epoch a Lightning checkpoint kept (its ModelCheckpoint's)."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    for key, state in saved.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and state.get("best_model_score") is not None:
+            return float(state["best_model_score"])
+    return float("nan")
+
+
 @contextmanager
 def quiet_library() -> Iterator[None]:
     """Notices a user can do nothing about, not passed on: Lightning's own use of torch's
     deprecated `LeafSpec` (a FutureWarning every run); Lightning's note that modules start
     training in eval mode, which is what a frozen backbone's batch norm is meant to do; and its
     hint to prepend `srun` wherever Slurm is installed (every `fit` asks whether it runs under
-    Slurm): a run is one process, and the sweep's Slurm jobs start it through srun already."""
+    Slurm): a run is one process, and the sweep's Slurm jobs start it through srun already;
+    testing a kept checkpoint, its note that the folder the checkpoint was saved in (the
+    training run's temporary one) is another."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
         warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode at the start")
         warnings.filterwarnings("ignore", r"The `srun` command is available on your system")
+        warnings.filterwarnings("ignore", r"The dirpath has changed from")
         yield
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
@@ -103,10 +104,13 @@ def train(
     overrides: Sequence[str] = (),
     callbacks: Sequence[pl.Callback] = (),
     placement: RunPlacement | None = None,
+    checkpoint: Path | None = None,
 ) -> RunResult:
     """Fit `cfg.model` on `cfg.data`, test the best checkpoint on `cfg.eval_split`, and record
     it all in one MLflow run (the callbacks in `cfg.callbacks` and the loggers in `cfg.logger`).
-    A reference (`model=hog_svm`, `fer_probe`, `fer_off_the_shelf`) is fitted and recorded the same way, without Lightning."""
+    Given a `checkpoint` of a network of this config (an earlier run's best epoch), it is tested
+    instead of fitted. A reference (`model=hog_svm`, `fer_probe`, `fer_off_the_shelf`) is fitted
+    and recorded the same way, without Lightning."""
     placement = placement or RunPlacement()
     pl.seed_everything(cfg.seed, workers=True)
     settings = own_values(cfg)
@@ -126,7 +130,9 @@ def train(
         if classical:
             scores = fit_classical(model, datamodule, cfg.eval_split)
         else:
-            scores = fit_network(cfg, model, datamodule, all_callbacks, validates, run.info.run_id)
+            scores = fit_network(
+                cfg, model, datamodule, all_callbacks, validates, run.info.run_id, checkpoint
+            )
     metrics = {f"{cfg.eval_split}/{k}": v for k, v in scores.outputs.evaluation.metrics.items()}
     metrics["val/macro_f1_best"] = scores.best_val_f1
     for name, reframed in scores.reframed.items():

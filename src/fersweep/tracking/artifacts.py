@@ -7,6 +7,8 @@ workers of a sweep are never any process's active run).
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -79,6 +81,39 @@ def _run(run_id: str | None) -> str:
 def log_files(folder: Path, artifact_path: str, run_id: str) -> None:
     """Every file of `folder` under `artifact_path` of the run."""
     mlflow.MlflowClient().log_artifacts(run_id, str(folder), artifact_path)
+
+
+def log_file(path: Path, artifact_path: str, name: str, run_id: str | None = None) -> None:
+    """One file, under `artifact_path/name` of the run."""
+    with tempfile.TemporaryDirectory() as folder:
+        named = Path(folder) / name
+        shutil.copyfile(path, named)
+        mlflow.MlflowClient().log_artifact(_run(run_id), str(named), artifact_path)
+
+
+def downloaded(run_id: str, path: str, folder: Path) -> Path | None:
+    """A run's artifact fetched into `folder`, or None where the run has none at `path`."""
+    parent = str(Path(path).parent)
+    listed = mlflow.MlflowClient().list_artifacts(run_id, "" if parent == "." else parent)
+    if path not in {entry.path for entry in listed}:
+        return None
+    with quiet_downloads():
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=str(folder)
+            )
+        )
+
+
+def copy_metric_history(source_run: str, target_run: str) -> list[str]:
+    """Every metric of `source_run` that `target_run` lacks, each with its whole history (a
+    run that tested another's weights shows the curves of the training that made them)."""
+    client = mlflow.MlflowClient()
+    has = set(client.get_run(target_run).data.metrics)
+    keys = [key for key in client.get_run(source_run).data.metrics if key not in has]
+    history = [m for key in keys for m in client.get_metric_history(source_run, key)]
+    client.log_batch(target_run, metrics=history)
+    return keys
 
 
 def log_figure(figure: plt.Figure, path: str) -> None:

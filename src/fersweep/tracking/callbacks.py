@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import MLFlowLogger
 
@@ -34,10 +36,13 @@ class RecordData(pl.Callback):
 
     def __init__(self, samples_per_emotion: int) -> None:
         self.samples_per_emotion = samples_per_emotion
+        self.recorded = False
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit":
+        # Once a run, at its first stage: fit, or test where a run tests a kept checkpoint.
+        if self.recorded:
             return
+        self.recorded = True
         datamodule = trainer.datamodule
         data = datamodule.record()
         counts = data.counts
@@ -58,8 +63,26 @@ class RecordData(pl.Callback):
 
 
 class RecordModelSize(pl.Callback):
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        artifacts.log_params({"model.n_parameters": count_parameters(pl_module.net)})
+    def __init__(self) -> None:
+        self.recorded = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if not self.recorded:  # once a run, at fit, or at test where a kept checkpoint is tested
+            self.recorded = True
+            artifacts.log_params({"model.n_parameters": count_parameters(pl_module.net)})
+
+
+class KeepBestCheckpoint(pl.Callback):
+    """After the test, the checkpoint it tested (the best validation epoch's) kept in the run
+    as `checkpoint/best.ckpt`: a sweep tests and registers its best trial's own weights
+    (`sweep.best_weights: trial`) instead of training its config again."""
+
+    ARTIFACT = "checkpoint/best.ckpt"
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        checkpoint = trainer.checkpoint_callback
+        if checkpoint is not None and checkpoint.best_model_path:
+            artifacts.log_file(Path(checkpoint.best_model_path), "checkpoint", "best.ckpt")
 
 
 class RecordEvaluation(pl.Callback):

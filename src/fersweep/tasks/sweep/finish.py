@@ -4,6 +4,7 @@ and tested, each best registered, the candidate judged by the champion gate, the
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from fersweep.config.compose import build, compose_config
-from fersweep.config.schemas import Direction
+from fersweep.config.schemas import BestWeights, Direction
 from fersweep.evaluation.console import console, show_markdown
 from fersweep.studies.storage import storage_lock
 from fersweep.tasks import champion
@@ -34,6 +35,7 @@ from fersweep.tasks.sweep.trials import (
 )
 from fersweep.tasks.train import RunPlacement, RunResult, train
 from fersweep.tracking import Tracker, artifacts, registry
+from fersweep.tracking.callbacks import KeepBestCheckpoint
 
 
 def finish_once(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
@@ -134,10 +136,32 @@ def retrain_best(sweep: Sweep, arm: str, tracker: Tracker) -> Best | None:
     overrides = trial.user_attrs["overrides"]
     cfg = compose_config(sweep.config_dir, [*overrides, "eval_split=test"])
     tags = {"arm": arm, "sweep": d.name, "kind": "best", "optuna_trial": str(trial.number)}
-    placement = RunPlacement(parent_run_id=parent, name=f"{arm}-best", tags=tags)
-    result = train(cfg, overrides, placement=placement)
+    with tempfile.TemporaryDirectory(prefix="fersweep-best-") as folder:
+        checkpoint = kept_checkpoint(sweep, trial, Path(folder))
+        trained_in = trial.user_attrs["mlflow_run_id"] if checkpoint else None
+        if trained_in:
+            tags["weights_from_run"] = trained_in
+        placement = RunPlacement(parent_run_id=parent, name=f"{arm}-best", tags=tags)
+        result = train(cfg, overrides, placement=placement, checkpoint=checkpoint)
+    if trained_in:  # the curves of the training that made these weights, beside their test
+        artifacts.copy_metric_history(trained_in, result.run_id)
     tracker.end_detached_run(parent, "FINISHED")
     return trial, result
+
+
+def kept_checkpoint(sweep: Sweep, trial: optuna.trial.FrozenTrial, folder: Path) -> Path | None:
+    """The best trial's own best epoch, fetched from its run (`sweep.best_weights: trial`), or
+    None where its config is to be trained again (`retrain`, or a trial that kept none: one
+    run before checkpoints were kept)."""
+    if sweep.definition.best_weights is not BestWeights.trial:
+        return None
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    found = run_id and artifacts.downloaded(run_id, KeepBestCheckpoint.ARTIFACT, folder)
+    if found:
+        console.print(f"trial {trial.number}: its own weights tested (run {run_id})")
+        return found
+    console.print(f"[yellow]trial {trial.number} kept no checkpoint: trained again[/yellow]")
+    return None
 
 
 def _best_entry(trial: optuna.trial.FrozenTrial, result: RunResult) -> dict[str, Any]:

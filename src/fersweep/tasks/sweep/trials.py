@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from fersweep.config.compose import build, compose_config
-from fersweep.config.schemas import sample_space
+from fersweep.config.schemas import BestWeights, sample_space
 from fersweep.errors import TrialTimeout
 from fersweep.evaluation.console import console
 from fersweep.studies import experimental_features
@@ -31,6 +31,7 @@ from fersweep.tasks.sweep.study import PARENT_RUN_ATTR, Sweep
 from fersweep.tasks.sweep.warm import STOPPED_ATTR, stop_if_stalled
 from fersweep.tasks.train import RunPlacement, RunResult, train
 from fersweep.tracking import Tracker
+from fersweep.tracking.callbacks import KeepBestCheckpoint
 from fersweep.tracking.runs import job_id
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,8 @@ def objective(
     sweep: Sweep, study: optuna.Study, arm: str, trial: optuna.Trial, overrides: list[str]
 ) -> RunResult:
     """The trial as a training run scored on the validation split, nested under its arm's run,
-    with Optuna's pruner and the trial's time budget; no model is logged."""
+    with Optuna's pruner and the trial's time budget; no model is logged, only its best epoch's
+    checkpoint, for the finish to test should it be the best (`sweep.best_weights: trial`)."""
     d = sweep.definition
     cfg = compose_config(
         sweep.config_dir, [*overrides, "eval_split=val", "tracking.log_model=false"]
@@ -225,6 +227,8 @@ def objective(
     ]
     if d.trial_timeout_minutes:
         callbacks.append(TrialTimeBudget(d.trial_timeout_minutes))
+    if d.best_weights is BestWeights.trial:
+        callbacks.append(KeepBestCheckpoint())
     tags = {
         "arm": arm,
         "sweep": d.name,
