@@ -9,12 +9,14 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from fersweep.config.compose import build
 from fersweep.data import mtcnn
 from fersweep.data.face import LandmarkLeveller
 from fersweep.data.mtcnn import Mtcnn
 from fersweep.errors import ConfigError
+from fersweep.tasks.train import train
 from tests.conftest import REAL_DATA, from_two_threads
 
 DEFAULTS = dict(detect_side=160, pad=0.25, min_face_size=20, thresholds=[0.6, 0.7, 0.7])
@@ -81,3 +83,22 @@ def test_without_facenet_pytorch_the_step_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # import fails as if missing
     with pytest.raises(ConfigError, match=r"face=mtcnn needs facenet-pytorch: run `make install`"):
         Mtcnn(**{**DEFAULTS, "thresholds": [0.5, 0.6, 0.6]}, min_probability=0.9)
+
+
+def test_making_a_network_leaves_torchs_random_state_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    from_two_threads(lambda: mtcnn.network(21, (0.6, 0.7, 0.7)))  # a setting made anew
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_run_trains_the_same_whether_its_faces_are_found_now_or_read_from_the_cache(
+    compose, tiny_run_overrides
+):
+    cfg = compose(
+        *tiny_run_overrides, "face=mtcnn", "tracking.log_model=false", "data.decode_workers=2"
+    )
+    cold = train(cfg)  # the decode threads run MTCNN, each with a network of its own
+    cached = train(cfg)
+    assert cold.metrics == cached.metrics

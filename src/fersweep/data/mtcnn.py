@@ -8,34 +8,49 @@ installs it without its dependencies (`pip install --no-deps facenet-pytorch==2.
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from fersweep.data.face import Box, DetectionCopy, check_pad, largest_first
 from fersweep.errors import ConfigError
 
 REQUIREMENT = "facenet-pytorch==2.6.0"
 _thread_state = threading.local()
+_first: dict[tuple, object] = {}  # the first network of each setting, copied for every thread
+_first_lock = threading.Lock()
 
 
 def network(min_face_size: int, thresholds: tuple[float, float, float]):
-    """One MTCNN per thread and setting: the decode threads run it side by side."""
+    """One MTCNN per thread and setting: the decode threads run it side by side. Each is a copy
+    of one made without touching torch's global random state (MTCNN initialises its layers at
+    random before loading their weights): a run then trains the same whether its images are
+    preprocessed now or read from the cache, and whichever run of a process it is."""
     loaded = _thread_state.__dict__.setdefault("networks", {})
     key = (min_face_size, thresholds)
     if key not in loaded:
-        try:
-            from facenet_pytorch import MTCNN
-        except ImportError as error:
-            raise ConfigError(
-                "face=mtcnn needs facenet-pytorch: run `make install`, or "
-                f"`pip install --no-deps {REQUIREMENT}` ({error})"
-            ) from None
-        loaded[key] = MTCNN(
-            keep_all=True, min_face_size=min_face_size, thresholds=list(thresholds), device="cpu"
-        )
+        with _first_lock:
+            if key not in _first:
+                with torch.random.fork_rng(devices=[]):
+                    _first[key] = _make(min_face_size, thresholds)
+            loaded[key] = copy.deepcopy(_first[key])
     return loaded[key]
+
+
+def _make(min_face_size: int, thresholds: tuple[float, float, float]):
+    try:
+        from facenet_pytorch import MTCNN
+    except ImportError as error:
+        raise ConfigError(
+            "face=mtcnn needs facenet-pytorch: run `make install`, or "
+            f"`pip install --no-deps {REQUIREMENT}` ({error})"
+        ) from None
+    return MTCNN(
+        keep_all=True, min_face_size=min_face_size, thresholds=list(thresholds), device="cpu"
+    )
 
 
 @dataclass(frozen=True)
