@@ -83,3 +83,5 @@ def test_the_sweep_parts_section_accounts_for_the_whole_sweep_by_part(
         assert 0 <= row["first_epoch_seconds"] <= row["training_seconds"] <= row["seconds"]
         if row["part"] in ("trial", "best", "gate/candidate"):  # by epochs, then the test
             assert row["after_training_seconds"] > 0
+        if row["part"] == "best":  # it tested its trial's own weights: no training of its own
+            assert row["training_seconds"] == 0

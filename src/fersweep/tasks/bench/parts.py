@@ -1,8 +1,8 @@
 """Where a sweep's time goes: one sweep run as `make sweep` runs it, its time split into parts
 from what its MLflow runs recorded: the work before the first run (the face step's pass, the
-data set-up), each trial, the re-training of each arm's best, and each arm of the champion
-gate; within a run, its training (to its last epoch) and what follows it (the test, post-hoc
-steps and framings, recording and model logging)."""
+data set-up), each trial, each arm's best run (its trial's weights tested, or trained again),
+and each arm of the champion gate; within a run, its training (to its last epoch) and what
+follows it (the test, post-hoc steps and framings, recording and model logging)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mlflow.entities import Run
 
 from fersweep.config.bench_schemas import BenchSweepParts
 from fersweep.tasks.sweep import Sweep, run_sweep
+from fersweep.tasks.sweep.finish import WEIGHTS_FROM_RUN_TAG
 
 PARTS = ("trial", "best", "gate")  # the runs that train, by their `kind` tag
 EPOCH_METRIC = "train/loss"  # logged at the end of every training epoch
@@ -94,6 +95,8 @@ def run_times(client: mlflow.MlflowClient, run: Run) -> dict[str, Any]:
     trained = (max(m.timestamp for m in epochs) - info.start_time) / 1000 if epochs else seconds
     part = f"gate/{tags.get('arm', '?')}" if tags["kind"] == "gate" else tags["kind"]
     first = (min(m.timestamp for m in epochs) - info.start_time) / 1000 if epochs else seconds
+    if WEIGHTS_FROM_RUN_TAG in tags:  # it tested a trial's weights: the curves are the trial's
+        trained = first = 0.0
     return {
         "part": part,
         "run": info.run_name,

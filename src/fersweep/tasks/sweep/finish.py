@@ -118,6 +118,7 @@ def finish(sweep: Sweep, sweep_run_id: str) -> dict[str, Any]:
 
 
 Best = tuple[optuna.trial.FrozenTrial, RunResult]
+WEIGHTS_FROM_RUN_TAG = "weights_from_run"  # on a best run that tested its trial's own weights
 
 
 def retrain_best(sweep: Sweep, arm: str, tracker: Tracker) -> Best | None:
@@ -140,7 +141,7 @@ def retrain_best(sweep: Sweep, arm: str, tracker: Tracker) -> Best | None:
         checkpoint = kept_checkpoint(sweep, trial, Path(folder))
         trained_in = trial.user_attrs["mlflow_run_id"] if checkpoint else None
         if trained_in:
-            tags["weights_from_run"] = trained_in
+            tags[WEIGHTS_FROM_RUN_TAG] = trained_in
         placement = RunPlacement(parent_run_id=parent, name=f"{arm}-best", tags=tags)
         result = train(cfg, overrides, placement=placement, checkpoint=checkpoint)
     if trained_in:  # the curves of the training that made these weights, beside their test
