@@ -116,11 +116,18 @@ def test_the_arm_run_holds_the_study_plots_table_and_best_params(finished_sweep)
     assert "best.model.net.filters" in arm_run.data.tags
 
 
-def test_a_resumed_sweep_whose_best_trial_changed_records_the_new_best(tmp_path):
+def own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An MLflow store of the test's own (MLflow sets MLFLOW_TRACKING_URI too: undone after)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+
+
+def test_a_resumed_sweep_whose_best_trial_changed_records_the_new_best(tmp_path, monkeypatch):
     """The arm run is the same run in every launch of a sweep; its best trial may change."""
     from fersweep.tasks.sweep.report import log_study
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    own_store(tmp_path, monkeypatch)
     run_id = mlflow.MlflowClient().create_run("0").info.run_id
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"lr": 0.1})
@@ -158,13 +165,15 @@ def test_each_arms_best_run_tests_and_registers_its_best_trials_own_weights(
         assert "test/macro_f1" in best.data.metrics
 
 
-def test_a_best_trial_is_trained_again_when_asked_or_when_it_kept_no_checkpoint(tmp_path):
+def test_a_best_trial_is_trained_again_when_asked_or_when_it_kept_no_checkpoint(
+    tmp_path, monkeypatch
+):
     from types import SimpleNamespace
 
     from fersweep.config.schemas import BestWeights
     from fersweep.tasks.sweep.finish import kept_checkpoint
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    own_store(tmp_path, monkeypatch)
     run_id = mlflow.MlflowClient().create_run("0").info.run_id  # a run with no checkpoint
     trial = optuna.trial.create_trial(value=0.5, user_attrs={"mlflow_run_id": run_id})
     older = optuna.trial.create_trial(value=0.5)  # from before trials named their runs
