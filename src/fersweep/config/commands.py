@@ -8,7 +8,7 @@ MLflow is reachable. Inside the project, conf/'s groups are theirs too (evaluate
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -16,10 +16,9 @@ from hydra.core.config_store import ConfigStore
 DEFAULT_MODEL = "models:/fersweep-emotion@champion"
 
 
-def _setting(default: Any, help: str, **kwargs) -> Any:  # noqa: A002 - argparse's word
-    if default is MISSING:
-        return field(metadata={"help": help}, **kwargs)
-    return field(default=default, metadata={"help": help}, **kwargs)
+def _setting(default: Any, help: str) -> Any:  # noqa: A002 - argparse's word
+    """A key with its default ("???": required) and the line `--help` shows for it."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass

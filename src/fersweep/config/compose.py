@@ -51,11 +51,22 @@ def compose_config(
     if search_path:
         folders = ",".join(f"'{folder}'" for folder in search_path)
         overrides = [f"hydra.searchpath=[{folders}]", *overrides]
+    return _composed(Path(config_dir).resolve(), config_name, list(overrides))
+
+
+def _composed(folder: Path | None, name: str, overrides: list[str]) -> DictConfig:
+    """Hydra's compose of config `name`, with `folder`'s configs (None: the ConfigStore's
+    only); Hydra's errors as one ConfigError."""
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
+    context = (
+        initialize(version_base="1.3", config_path=None)
+        if folder is None
+        else initialize_config_dir(version_base="1.3", config_dir=str(folder))
+    )
     try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(Path(config_dir).resolve())):
-            return compose(config_name=config_name, overrides=list(overrides))
+        with context:
+            return compose(config_name=name, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(_composition_error(error)) from error
 
@@ -65,20 +76,10 @@ def compose_command(config_dir: str | Path, name: str, overrides: Sequence[str])
     project's conf/ groups where `config_dir` is a project's conf/, without them elsewhere."""
     register_resolvers()
     register_commands()
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
     folder = Path(config_dir).resolve()
-    overrides = _with_groups(name, list(overrides), is_project_config(folder), config_dir)
-    context = (
-        initialize_config_dir(version_base="1.3", config_dir=str(folder))
-        if is_project_config(folder)
-        else initialize(version_base="1.3", config_path=None)
-    )
-    try:
-        with context:
-            cfg = compose(config_name=name, overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(_composition_error(error)) from error
+    in_project = is_project_config(folder)
+    overrides = _with_groups(name, list(overrides), in_project, config_dir)
+    cfg = _composed(folder if in_project else None, name, overrides)
     if missing := sorted(OmegaConf.missing_keys(cfg)):
         keys = " ".join(f"{key}=..." for key in missing)
         raise ConfigError(f"fersweep {name} needs {keys} (fersweep {name} --help lists its keys)")

@@ -58,9 +58,9 @@ def fit_network(
         if checkpoint is None:
             trainer.fit(model, datamodule=datamodule)
             best_val_f1 = float(trainer.callback_metrics.get("val/macro_f1_best", float("nan")))
+            tested = "best"
         else:
-            best_val_f1 = best_score(checkpoint)
-        tested = "best" if checkpoint is None else str(checkpoint)
+            best_val_f1, tested = best_score(checkpoint), str(checkpoint)
         trainer.test(model, datamodule=datamodule, ckpt_path=tested, verbose=False)
     return FitScores(
         outputs=model.test_outputs,
