@@ -10,9 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -26,8 +28,11 @@ from PIL import Image
 from fersweep import EMOTIONS
 from fersweep.cli import main as cli
 from fersweep.config.compose import compose_config
-from fersweep.errors import DataError
+from fersweep.errors import ConfigError, DataError
+from fersweep.services.processes import REQUESTS_AT_ONCE
+from fersweep.serving.pyfunc import requests_at_once
 from fersweep.tasks.train import train
+from fersweep.tracking import registry
 from tests.conftest import CONFIG_DIR, REAL_DATA, quoted, synthetic_face, two_people_photo
 
 
@@ -212,6 +217,54 @@ def post(port: int, images: list[bytes], **params) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def test_a_served_classifier_classifies_as_many_requests_at_once_as_fersweep_serve_allows(
+    model, monkeypatch
+):
+    """MLflow's server runs each request in a thread of its own; the classifier lets the number
+    `fersweep serve` sets run at once (its share of the cores), the rest wait their turn."""
+    uri, tracking, folder = model
+    monkeypatch.setenv(REQUESTS_AT_ONCE, "2")
+    mlflow.set_tracking_uri(tracking)
+    classifier = mlflow.pyfunc.load_model(uri)
+    inner = classifier.unwrap_python_model()
+    running, most, lock = [0], [0], threading.Lock()
+    classify = inner._predict
+
+    def watched(*args):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return classify(*args)
+
+    monkeypatch.setattr(inner, "_predict", watched)
+    image = next((folder / "facial_expressions" / "images").iterdir()).read_bytes()
+    request = pd.DataFrame({"image": [image]})
+    with ThreadPoolExecutor(6) as clients:
+        tables = list(clients.map(lambda _: classifier.predict(request), range(6)))
+    assert most[0] == 2
+    assert all(table.loc[0, "emotion"] in EMOTIONS for table in tables)
+
+
+def test_fersweep_serve_gives_each_worker_its_requests_at_once_on_one_torch_thread_each(
+    monkeypatch,
+):
+    started = {}
+    monkeypatch.setattr(registry, "run_until_stopped", lambda _, env: started.update(env) or 0)
+    monkeypatch.setattr(registry, "core_share", lambda workers: 4 // workers)
+    registry.serve_model("runs:/abc/classifier", "sqlite:///x.db", "127.0.0.1", 5002, workers=2)
+    assert started["OMP_NUM_THREADS"] == "1" and started[REQUESTS_AT_ONCE] == "2"
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_requests_at_once_setting_is_refused_naming_it(monkeypatch, value):
+    monkeypatch.setenv(REQUESTS_AT_ONCE, value)
+    with pytest.raises(ConfigError, match=f"{REQUESTS_AT_ONCE}='{value}'"):
+        requests_at_once()
 
 
 def strict_json(body: bytes):

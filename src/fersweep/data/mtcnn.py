@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from fersweep.data.face import Box, DetectionCopy, check_pad, largest_first
 from fersweep.errors import ConfigError
@@ -48,9 +49,31 @@ def _make(min_face_size: int, thresholds: tuple[float, float, float]):
             "face=mtcnn needs facenet-pytorch: run `make install`, or "
             f"`pip install --no-deps {REQUIREMENT}` ({error})"
         ) from None
-    return MTCNN(
+    detector = MTCNN(
         keep_all=True, min_face_size=min_face_size, thresholds=list(thresholds), device="cpu"
     )
+    for parent in list(detector.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, nn.MaxPool2d):
+                setattr(parent, name, ChannelsLastMaxPool(child))
+    return detector
+
+
+class ChannelsLastMaxPool(nn.Module):
+    """An MTCNN max-pool run on a channels-last copy of its input. torch's CPU max-pool on the
+    NCHW maps MTCNN's second and third stages make is 5-15x slower than on channels-last ones
+    for their shapes (a quarter of a detection's time), and a maximum is the same whatever the
+    layout: the detections are equal to the bit (tests/test_mtcnn.py). The output keeps the
+    input's layout, so each later convolution runs as it did."""
+
+    def __init__(self, pool: nn.MaxPool2d) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_contiguous(memory_format=torch.channels_last):
+            return self.pool(x)
+        return self.pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 
 @dataclass(frozen=True)

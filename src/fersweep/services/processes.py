@@ -10,6 +10,10 @@ import subprocess
 import time
 from collections.abc import Mapping
 
+# How many requests each model server worker runs at once, each on one torch thread: set by
+# `fersweep serve` (tracking.registry), read by the served classifier (serving.pyfunc).
+REQUESTS_AT_ONCE = "FERSWEEP_REQUESTS_AT_ONCE"
+
 
 def free_port() -> int:
     """A port nobody listens on now, for a server of one's own (tests, bench)."""

@@ -8,6 +8,8 @@ serving process loads only this module, the preprocessing and the network.
 from __future__ import annotations
 
 import base64
+import os
+import threading
 from typing import Any
 
 import mlflow
@@ -20,8 +22,9 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from fersweep import EMOTIONS
 from fersweep.data.face import Box
 from fersweep.data.preprocess import FACE, WHOLE, Prepared, Preprocessor
-from fersweep.errors import DataError, ImageError
+from fersweep.errors import ConfigError, DataError, ImageError
 from fersweep.imbalance.posthoc import apply_offsets, from_settings, probabilities
+from fersweep.services.processes import REQUESTS_AT_ONCE
 
 IMAGE_COLUMN = "image"
 NAME_COLUMN = "name"  # optional: what to call each row in messages (default "row <n>")
@@ -58,8 +61,16 @@ class ClassifierPyfunc(mlflow.pyfunc.PythonModel):
         self.batch_size = int(context.model_config["batch_size"])
         # Models logged before post-hoc steps existed have none.
         self.flip, self.offsets = from_settings(context.model_config.get("posthoc", {}))
+        # MLflow's server runs every request in a thread of its own: 8 clients made 8 threads
+        # run MTCNN side by side, fighting over the GIL and the cores (25 images/s in one
+        # process, against 42 with two at a time on one torch thread each).
+        self.at_once = threading.BoundedSemaphore(requests_at_once())
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        with self.at_once:
+            return self._predict(model_input, params)
+
+    def _predict(self, model_input: pd.DataFrame, params: dict | None) -> pd.DataFrame:
         whole_image = bool({**PARAMS, **(params or {})}["whole_image"])
         names = _names(model_input)
         rows: list[tuple[int, int, Prepared]] = []
@@ -99,6 +110,14 @@ class ClassifierPyfunc(mlflow.pyfunc.PythonModel):
             return [Prepared(None, Box(0, 0, 0, 0), "not used", error=str(error))]
 
 
+def requests_at_once() -> int:
+    """The requests this process classifies at once: what `fersweep serve` set, else one."""
+    value = os.environ.get(REQUESTS_AT_ONCE, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{REQUESTS_AT_ONCE}={value!r}: use a whole number, 1 or more")
+    return int(value)
+
+
 def _names(model_input: pd.DataFrame) -> list[str]:
     given = model_input[NAME_COLUMN] if NAME_COLUMN in model_input else [None] * len(model_input)
     return [str(name) if name else f"row {row}" for row, name in enumerate(given)]
@@ -108,18 +127,25 @@ def face_table(rows: list[tuple[int, int, Prepared]], probabilities: np.ndarray)
     """image, face, x, y, width, height, emotion, probability, p_<emotion> for each of the
     eight, note and error ("" when fine); None where there is no value."""
     usable = ~np.isnan(probabilities).any(axis=1)
-    best = np.where(usable, np.nan_to_num(probabilities).argmax(axis=1), 0)
-    table = pd.DataFrame(
-        [(row, number, *face.box.xywh) for row, number, face in rows],
-        columns=[IMAGE_COLUMN, "face", *BOX_COLUMNS],
-    )
-    table["emotion"] = [EMOTIONS[i] if ok else "" for i, ok in zip(best, usable)]
-    table["probability"] = np.where(usable, probabilities[np.arange(len(best)), best], np.nan)
-    table[PROBABILITY_COLUMNS] = probabilities
-    table["note"] = ["; ".join(_note(face)) for _, _, face in rows]
-    table["error"] = [face.error for _, _, face in rows]
-    # None, not NaN, where there is no value: NaN is not JSON, and strict parsers refuse it.
-    return table.astype(object).where(table.notna(), None)
+    best = np.nan_to_num(probabilities).argmax(axis=1)
+    # Built column by column as plain Python values, None where there is none (NaN is not JSON,
+    # and strict parsers refuse it): a quarter of a one-image request went into pandas when
+    # the table was filled in place and converted afterwards.
+    columns: dict[str, list] = {
+        IMAGE_COLUMN: [row for row, _, _ in rows],
+        "face": [number for _, number, _ in rows],
+    }
+    for name, values in zip(BOX_COLUMNS, zip(*(face.box.xywh for _, _, face in rows))):
+        columns[name] = [int(value) for value in values]
+    columns["emotion"] = [EMOTIONS[i] if ok else "" for i, ok in zip(best, usable)]
+    columns["probability"] = [
+        float(p[i]) if ok else None for p, i, ok in zip(probabilities, best, usable)
+    ]
+    for name, values in zip(PROBABILITY_COLUMNS, probabilities.T):
+        columns[name] = [float(v) if ok else None for v, ok in zip(values, usable)]
+    columns["note"] = ["; ".join(_note(face)) for _, _, face in rows]
+    columns["error"] = [face.error for _, _, face in rows]
+    return pd.DataFrame(columns, dtype=object)
 
 
 def _note(face: Prepared) -> list[str]:
