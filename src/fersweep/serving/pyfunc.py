@@ -135,8 +135,9 @@ def face_table(rows: list[tuple[int, int, Prepared]], probabilities: np.ndarray)
         IMAGE_COLUMN: [row for row, _, _ in rows],
         "face": [number for _, number, _ in rows],
     }
-    for name, values in zip(BOX_COLUMNS, zip(*(face.box.xywh for _, _, face in rows))):
-        columns[name] = [int(value) for value in values]
+    boxes = [face.box.xywh for _, _, face in rows]
+    for place, name in enumerate(BOX_COLUMNS):
+        columns[name] = [int(box[place]) for box in boxes]
     columns["emotion"] = [EMOTIONS[i] if ok else "" for i, ok in zip(best, usable)]
     columns["probability"] = [
         float(p[i]) if ok else None for p, i, ok in zip(probabilities, best, usable)
