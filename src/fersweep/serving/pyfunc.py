@@ -62,8 +62,8 @@ class ClassifierPyfunc(mlflow.pyfunc.PythonModel):
         # Models logged before post-hoc steps existed have none.
         self.flip, self.offsets = from_settings(context.model_config.get("posthoc", {}))
         # MLflow's server runs every request in a thread of its own: 8 clients made 8 threads
-        # run MTCNN side by side, fighting over the GIL and the cores (25 images/s in one
-        # process, against 42 with two at a time on one torch thread each).
+        # run MTCNN side by side, fighting over the GIL and the cores (22-27 images/s in one
+        # process, 37-40 two at a time on one torch thread each: results/2026-12-07-serving-at-once).
         self.at_once = threading.BoundedSemaphore(requests_at_once())
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
@@ -129,8 +129,8 @@ def face_table(rows: list[tuple[int, int, Prepared]], probabilities: np.ndarray)
     usable = ~np.isnan(probabilities).any(axis=1)
     best = np.nan_to_num(probabilities).argmax(axis=1)
     # Built column by column as plain Python values, None where there is none (NaN is not JSON,
-    # and strict parsers refuse it): a quarter of a one-image request went into pandas when
-    # the table was filled in place and converted afterwards.
+    # and strict parsers refuse it): filling the table in place and converting it afterwards
+    # took 3 ms a request, 0.2 this way (results/2026-12-07-serving-at-once).
     columns: dict[str, list] = {
         IMAGE_COLUMN: [row for row, _, _ in rows],
         "face": [number for _, number, _ in rows],
