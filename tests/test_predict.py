@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
+import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
@@ -127,6 +128,7 @@ def test_evaluate_scores_a_labelled_folder_over_the_emotions_it_holds(model, tmp
     uri, tracking, _ = model
     folder = labelled_folder(tmp_path / "mine", {"Happiness": 6, "sadness": 5})
     out = tmp_path / "report"
+    open_before = set(plt.get_fignums())
     code, printed, _ = run_cli(
         capsys, "evaluate", tracking, f"folder={folder}", f"model_uri={uri}",
         f"output_dir={out}", "log=true",
@@ -135,6 +137,7 @@ def test_evaluate_scores_a_labelled_folder_over_the_emotions_it_holds(model, tmp
     metrics = json.loads((out / "metrics.json").read_text())["original"]
     assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "balanced_accuracy"}
     assert (out / "confusion.png").stat().st_size > 0
+    assert set(plt.get_fignums()) <= open_before  # the figure written was closed, not kept
     report = pd.read_csv(out / "report.csv", index_col=0)
     assert report.loc["happiness", "support"] == 6 and report.loc["sadness", "support"] == 5
     client = mlflow.MlflowClient(tracking)

@@ -24,6 +24,13 @@ def confusion_figure(evaluation: Evaluation, normalised: bool, title: str = "") 
     return figure
 
 
+def save_figure(figure: plt.Figure, path) -> None:
+    """Write a figure to a PNG file and close it: pyplot keeps every figure it made until it is
+    closed, and a process that evaluates again and again would keep them all."""
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def confusion_pair_figure(
     left: Evaluation, right: Evaluation, titles: tuple[str, str]
 ) -> plt.Figure:

@@ -15,7 +15,7 @@ from fersweep.data.preprocess import FACE_STEPS
 from fersweep.data.reframe import Framing, Framings
 from fersweep.data.report import show_data_report
 from fersweep.evaluation.console import show_evaluation, show_framing
-from fersweep.evaluation.figures import confusion_figure
+from fersweep.evaluation.figures import confusion_figure, save_figure
 from fersweep.serving.display import show_notes
 from fersweep.serving.predict import FolderEvaluation, evaluate_folder
 from fersweep.tracking import artifacts
@@ -61,7 +61,7 @@ def write(result: FolderEvaluation, output: Path) -> None:
         metrics[direction] = framed.metrics
         (output / f"report_{direction}.txt").write_text(framed.text)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    confusion_figure(result.evaluation, normalised=True).savefig(output / "confusion.png", dpi=100)
+    save_figure(confusion_figure(result.evaluation, normalised=True), output / "confusion.png")
     print(f"report and confusion matrix written to {output}")
 
 
