@@ -61,8 +61,8 @@ def _make(min_face_size: int, thresholds: tuple[float, float, float]):
 
 class ChannelsLastMaxPool(nn.Module):
     """An MTCNN max-pool run on a channels-last copy of its input. torch's CPU max-pool on the
-    NCHW maps MTCNN's second and third stages make is 5-15x slower than on channels-last ones
-    for their shapes (a quarter of a detection's time), and a maximum is the same whatever the
+    NCHW maps MTCNN's second and third stages make is 7-17x slower than on channels-last ones
+    for their shapes (a quarter of a detection's time: results/2026-12-07-exact-speedups), and a maximum is the same whatever the
     layout: the detections are equal to the bit (tests/test_mtcnn.py). The output keeps the
     input's layout, so each later convolution runs as it did."""
 

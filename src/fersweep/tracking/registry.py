@@ -80,8 +80,9 @@ def serve_model(model_uri: str, tracking_uri: str, host: str, port: int, workers
         **os.environ,
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        # One torch thread a request: MTCNN's many small operations ran 40% slower on two
-        # threads than on one, and requests side by side use the other cores.
+        # One torch thread a request: one request at a time, a classifier answered 22-23 images/s
+        # on two threads and 36-38 on one (MTCNN's many small operations); requests side by
+        # side use the other cores (results/2026-12-07-serving-at-once).
         "OMP_NUM_THREADS": "1",
         REQUESTS_AT_ONCE: str(core_share(workers)),
     }
