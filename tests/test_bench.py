@@ -27,7 +27,7 @@ def test_the_face_step_section_times_the_cold_pass_both_ways_and_the_detectors_s
     assert 0 < measured["detection_share"] < 1
 
 
-def test_the_finetune_section_times_each_phase_in_lightning_and_in_a_bare_loop(
+def test_the_finetune_section_times_each_phase_in_lightning_a_bare_loop_and_with_the_memo(
     compose, tiny_run_overrides
 ):
     cfg = compose(
@@ -50,6 +50,10 @@ def test_the_finetune_section_times_each_phase_in_lightning_and_in_a_bare_loop(
         assert row["lightning_over_bare"] == pytest.approx(
             row["lightning_images_per_s"] / row["bare_loop_images_per_s"]
         )
+        assert row["memo_speed_up"] == pytest.approx(
+            row["lightning_memo_images_per_s"] / row["lightning_images_per_s"]
+        )
+    assert measured["frozen_memo_mb"] == cfg.model.net.frozen_memo_mb > 0
 
 
 def test_the_serving_section_asks_fersweep_serve_one_image_and_a_batch_a_request(

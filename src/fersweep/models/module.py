@@ -62,6 +62,15 @@ class EmotionModule(pl.LightningModule):
         if stage == "fit" and datamodule:
             counts = torch.tensor(list(datamodule.balanced_train_counts().values()))
             self.loss.fit(counts, datamodule.loss_weights())
+            # A network with frozen stages keeps their outputs for the images seen each epoch.
+            remember = getattr(self.net, "remember", None)
+            if remember is not None:
+                remember(datamodule.recurring_images())
+
+    def teardown(self, stage: str) -> None:
+        forget = getattr(self.net, "forget", None)
+        if stage == "fit" and forget is not None:
+            forget()
 
     def on_train_epoch_start(self) -> None:
         self.loss.set_epoch(self.current_epoch)

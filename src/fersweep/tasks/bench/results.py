@@ -87,6 +87,12 @@ def _finetune_rows(finetune: dict) -> list[tuple[str, str, str]]:
                 f"{row['lightning_over_bare']:.2f}",
                 ">= 0.9",
             ),
+            (
+                f"mini_xception {phase}: with the frozen memo (images/s)",
+                f"{row['lightning_memo_images_per_s']:.0f} "
+                f"({row['memo_speed_up']:.2f}x)",
+                "",
+            ),
         ]
     return rows
 
