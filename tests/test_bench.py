@@ -8,10 +8,18 @@ import pytest
 
 from fersweep.config.bench_schemas import BenchServing, BenchSweepParts
 from fersweep.tasks.bench.finetune import bench_finetune
-from fersweep.tasks.bench.measure import bench_face_step
+from fersweep.tasks.bench.measure import bench_face_step, machine
 from fersweep.tasks.bench.parts import bench_sweep_parts
 from fersweep.tasks.bench.serving import bench_serving
 from tests.conftest import CONFIG_DIR
+
+
+def test_every_result_names_the_cpu_and_the_kernels_torch_picked_for_it():
+    # Speeds, and the last digits of float results, compare only on the same CPU and kernels.
+    info = machine()
+    assert info["cpu_capability"] in {"NO AVX", "DEFAULT", "AVX2", "AVX512", "SVE256", "ZVECTOR", "VSX"}
+    assert isinstance(info["cpu_model"], str)
+    assert info["cpu_threads"] >= 1
 
 
 def test_the_face_step_section_times_the_cold_pass_both_ways_and_the_detectors_share(

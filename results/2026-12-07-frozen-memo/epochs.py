@@ -1,6 +1,6 @@
 """Each run of an MLflow experiment: the frozen memo's setting, every epoch's end (seconds from
-the run's start), validation macro F1 by epoch (full digits), the test macro F1, and the
-weights' digest (the logged model's state dict), oldest run first.
+the run's start), validation macro F1 by epoch (full digits) and the test macro F1, oldest
+run first.
 usage: python epochs.py <tracking uri> <experiment>"""
 import sys
 
@@ -15,7 +15,7 @@ for run in sorted(client.search_runs([experiment.experiment_id]), key=lambda r: 
     ends = [round((m.timestamp - start) / 1000, 1) for m in history("train/loss")]
     f1 = [m.value for m in history("val/macro_f1")]
     print(
-        f"{run.info.run_name} memo_mb={run.data.params.get('model/net/frozen_memo_mb')} "
+        f"{run.info.run_name} memo_mb={run.data.params.get('model.net.frozen_memo_mb')} "
         f"whole={((run.info.end_time or start) - start) / 1000:.1f}s epochs_end={ends}"
     )
     print(f"   val/macro_f1 {f1}")

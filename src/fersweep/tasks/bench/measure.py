@@ -37,15 +37,31 @@ class EpochTimer(pl.Callback):
 
 
 def machine() -> dict[str, Any]:
+    """What ran the measurement. A cloud VM's CPU model can change between sessions, and torch
+    picks its CPU kernels by the instruction set (`cpu_capability`): figures and float results
+    compare only between runs on the same of both."""
     info = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def cpu_model() -> str:
+    """The CPU's model name as Linux reports it ("" where it does not)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def bench_preprocessing(cfg) -> dict[str, float]:
