@@ -4,12 +4,10 @@
 # sets frozen_memo_mb; the MTCNN cache linked in (no face step), the default Optuna storage (the
 # sampler's seeds as a plain `make sweep`'s). usage: ab-sweep.sh 2048 0   → ab-sweep-times.txt
 # then: python ../2026-12-06-sweep-default-parts/trials.py sqlite:////work/ab<mb>/mlruns/optuna.db default [earlier.csv]
-export FERSWEEP_DATA=/work/shared/data/facial_expressions
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/memo_clone.sh"
 for mb in "$@"; do
-  rm -rf /work/ab$mb && git clone -q /work/main /work/ab$mb && cd /work/ab$mb
-  ln -s /work/main/.cache .cache
-  sed -i "s/^  frozen_memo_mb: [0-9]*/  frozen_memo_mb: $mb/" conf/model/mini_xception.yaml
+  memo_clone /work/ab$mb "$mb"
   echo "mb=$mb start $(date +%H:%M:%S)" >> "$here/ab-sweep-times.txt"
   s=$(date +%s)
   PYTHONPATH=$PWD/src /work/main/.venv/bin/python sweep.py sweep.gate.folds=null \
