@@ -392,6 +392,26 @@ def test_the_default_sweep_searches_each_losss_own_parameter_beside_the_loss(
     sweep.check()  # every loss and its parameter compose and build
 
 
+def test_an_override_of_one_backbones_key_reaches_only_the_trials_of_that_backbone(
+    sweep_overrides, monkeypatch
+):
+    monkeypatch.setenv("FERSWEEP_WEIGHTS", str(WEIGHTS))
+    overrides = [o for o in sweep_overrides if not o.startswith(("model.", "data.preprocess."))]
+    default = PROJECT_ROOT / "sweeps" / "default.yaml"
+    # the sweep's own config has today's CNN, which has no frozen stages to keep
+    sweep = make_sweep(default, [*overrides, "model.net.frozen_memo_mb=0", "trainer.max_epochs=1"])
+    assert sweep.where_present == ["model.net.frozen_memo_mb=0"]
+    assert "trainer.max_epochs=1" in sweep.overrides
+    sweep.check()
+    for model, memo in (("cnn", None), ("mini_xception", 0)):
+        cfg = compose_config(CONFIG_DIR, sweep.trial_overrides("balanced", {"model": model}))
+        assert cfg.model.net.get("frozen_memo_mb") == memo and cfg.trainer.max_epochs == 1
+    assert sweep.base_config().model.net.get("frozen_memo_mb") is None
+    # a key no trial has is a mistake, named before any training
+    with pytest.raises(ConfigError, match="model.net.frozen_memo=0: no trial's config has"):
+        make_sweep(default, [*overrides, "model.net.frozen_memo=0"]).check()
+
+
 def test_a_new_sweep_starts_from_the_current_champions_settings(finished_sweep, tmp_path):
     sweep, outcome = finished_sweep
     spec = yaml.safe_load(TINY.read_text())

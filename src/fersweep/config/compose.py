@@ -163,13 +163,54 @@ def compose_definition(
     own. Returns the config and the overrides of `argv` meant for the runs."""
     register_schemas()
     parsed = OverridesParser.create().parse_overrides(canonical(argv))
+    rest = [o.input_line for o in parsed if o.key_or_group != "hydra.searchpath"]
+    cfg = compose_config(
+        config_dir, rest, config_name=section, search_path=_search_folders(config_dir, parsed)
+    )
+    return cfg, [o.input_line for o in parsed if _is_run_override(o, section)]
+
+
+def set_apart_absent_keys(
+    config_dir: str | Path, section: str, argv: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """`argv` split in two: what composes with `conf/<section>.yaml`, and the run overrides of
+    keys its config lacks (`model.net.frozen_memo_mb=0` where the config's model is the CNN),
+    which belong to configs composed later (a sweep's trials of the model that has the key)."""
+    register_schemas()
+    parsed = OverridesParser.create().parse_overrides(canonical(argv))
+    keys = [o for o in parsed if _is_run_override(o, section) and _sets_a_key(o)]
+    others = [
+        o.input_line for o in parsed if o not in keys and o.key_or_group != "hydra.searchpath"
+    ]
+    cfg = compose_config(
+        config_dir, others, config_name=section, search_path=_search_folders(config_dir, parsed)
+    )
+    absent = [o.input_line for o in keys if not has_key(cfg, o.input_line)]
+    return [o.input_line for o in parsed if o.input_line not in absent], absent
+
+
+def has_key(cfg: DictConfig, override: str) -> bool:
+    """Whether the key `override` (`key=value`) sets is in `cfg`, whatever its value."""
+    key = override.split("=", 1)[0]
+    return OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT
+
+
+_ABSENT = object()
+
+
+def _sets_a_key(override: Override) -> bool:
+    """A plain `a.b=value`: not a config group's option, an addition, a deletion or a package."""
+    plain = not (override.is_add() or override.is_force_add() or override.is_delete())
+    return plain and override.package is None and "." in override.key_or_group
+
+
+def _search_folders(config_dir: str | Path, parsed: Sequence[Override]) -> list[str]:
+    """The project folder (holding `sweeps/`, `bench/`), then `hydra.searchpath`'s folders."""
     folders = [f"file://{Path(config_dir).resolve().parent}"]
     for override in parsed:
         if override.key_or_group == "hydra.searchpath":
             folders += list(override.value())
-    rest = [o.input_line for o in parsed if o.key_or_group != "hydra.searchpath"]
-    cfg = compose_config(config_dir, rest, config_name=section, search_path=folders)
-    return cfg, [o.input_line for o in parsed if _is_run_override(o, section)]
+    return folders
 
 
 def _is_run_override(override: Override, section: str) -> bool:

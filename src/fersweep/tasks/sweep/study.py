@@ -7,7 +7,7 @@ import os
 import socket
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,12 @@ from fersweep.config.compose import (
     check_builds,
     compose_config,
     compose_definition,
+    has_key,
+    set_apart_absent_keys,
 )
 from fersweep.config.schemas import SweepDefinition, example_samples
 from fersweep.errors import ConfigError
+from fersweep.evaluation.console import console
 from fersweep.studies import experimental_features
 from fersweep.studies.storage import StudyStorage, open_storage, storage_lock
 from fersweep.tracking import Tracker, artifacts
@@ -36,28 +39,34 @@ OUTCOME_ATTR = "outcome"
 
 @dataclass
 class Sweep:
-    """A sweep definition bound to the project's configs and the user's extra overrides."""
+    """A sweep definition bound to the project's configs and the user's extra overrides: those
+    every trial gets, and `where_present`, those of keys only some trials' configs have (one
+    backbone's `model.net.frozen_memo_mb`), each given to the trials whose config has its key."""
 
     definition: SweepDefinition
     config_dir: Path
     overrides: list[str]
+    where_present: list[str] = field(default_factory=list)
 
     @classmethod
     def compose(cls, config_dir: Path, argv: Sequence[str] = ()) -> Sweep:
         """The sweep `python sweep.py <argv>` runs: `sweeps@sweep=<name>` picks the definition,
-        `sweep.<key>=<value>` changes it, any other override changes every trial's config."""
+        `sweep.<key>=<value>` changes it, any other override changes the trials' configs."""
+        argv, where_present = set_apart_absent_keys(config_dir, "sweep", argv)
         cfg, overrides = compose_definition(config_dir, "sweep", argv)
-        return cls(OmegaConf.to_object(cfg.sweep), config_dir, overrides)
+        return cls(OmegaConf.to_object(cfg.sweep), config_dir, overrides, where_present)
 
     def trial_overrides(self, arm: str, sampled: dict[str, Any]) -> list[str]:
         d = self.definition
-        return [
-            *d.base,
-            *d.arms[arm].overrides,
-            *as_overrides(sampled),
-            *self.overrides,
-            f"seed={d.seed}",
-        ]
+        chosen = [*d.base, *d.arms[arm].overrides, *as_overrides(sampled), *self.overrides]
+        return [*chosen, *self._present(chosen), f"seed={d.seed}"]
+
+    def _present(self, chosen: list[str]) -> list[str]:
+        """The overrides of `where_present` whose key the config `chosen` composes has."""
+        if not self.where_present:
+            return []
+        cfg = compose_config(self.config_dir, chosen)
+        return [o for o in self.where_present if has_key(cfg, o)]
 
     def base_config(self):
         return compose_config(self.config_dir, [*self.definition.base, *self.overrides])
@@ -100,14 +109,27 @@ class Sweep:
         return seed
 
     def check(self) -> None:
-        """Compose and build one trial config per arm before any training: bad keys fail here."""
+        """Compose and build trial configs that between them hold every setting of each arm
+        before any training: bad keys fail here, and so does an override that no trial's config
+        has the key of."""
+        unused = set(self.where_present)
         for arm in self.definition.arms:
             for sampled in example_samples(self.definition.arm_space(arm)):
+                overrides = self.trial_overrides(arm, sampled)
                 try:
-                    cfg = compose_config(self.config_dir, self.trial_overrides(arm, sampled))
+                    cfg = compose_config(self.config_dir, overrides)
                 except ConfigError as error:  # Hydra's composition errors name the bad override
                     raise ConfigError(f"sweep arm {arm!r}: {error}") from error
                 check_builds(cfg, ("data", "model", "optimizer", "loss"))
+                unused -= set(overrides)
+        if unused:
+            raise ConfigError(
+                f"{', '.join(sorted(unused))}: no trial's config has this key (checked with the "
+                "sweep's base, each arm's overrides and samples holding every setting of its "
+                "search space); a misspelt key?"
+            )
+        for override in self.where_present:
+            console.print(f"{override}: only in the trials whose config has this key")
 
 
 def ensure_parent_runs(sweep: Sweep) -> str:
