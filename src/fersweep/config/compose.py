@@ -191,11 +191,9 @@ def set_apart_absent_keys(
 
 def has_key(cfg: DictConfig, override: str) -> bool:
     """Whether the key `override` (`key=value`) sets is in `cfg`, whatever its value."""
-    key = override.split("=", 1)[0]
-    return OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT
-
-
-_ABSENT = object()
+    parent, _, last = override.split("=", 1)[0].rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return isinstance(node, DictConfig) and last in node.keys()  # keys(): values unresolved
 
 
 def _sets_a_key(override: Override) -> bool:
