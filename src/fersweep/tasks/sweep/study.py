@@ -115,8 +115,8 @@ class Sweep:
         unused = set(self.where_present)
         for arm in self.definition.arms:
             for sampled in example_samples(self.definition.arm_space(arm)):
-                overrides = self.trial_overrides(arm, sampled)
                 try:
+                    overrides = self.trial_overrides(arm, sampled)
                     cfg = compose_config(self.config_dir, overrides)
                 except ConfigError as error:  # Hydra's composition errors name the bad override
                     raise ConfigError(f"sweep arm {arm!r}: {error}") from error
