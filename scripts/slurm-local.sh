@@ -3,8 +3,9 @@
 #   scripts/slurm-local.sh up      install slurm-wlm and munge if missing, configure, start
 #   scripts/slurm-local.sh down    stop the three daemons by their pid files
 #   scripts/slurm-local.sh status  what runs, and sinfo
-#   scripts/slurm-local.sh fresh   down, the controller's saved state cleared, up: a new
-#                                  controller, whose job ids start again at 1
+#   scripts/slurm-local.sh fresh   every job cancelled with its processes, down, the
+#                                  controller's saved state cleared, up: a new controller with
+#                                  no jobs, whose job ids start again at 1 (what CI starts)
 # (make slurm-up / make slurm-down). Needs root: it installs Debian packages, writes
 # /etc/slurm/slurm.conf (never over a file it did not write) and starts daemons. No systemd and
 # no cgroups are needed: processes are tracked by parent id (proctrack/linuxproc), there is no
@@ -135,7 +136,27 @@ status() {
     sinfo 2>/dev/null || true
 }
 
+cancel_all_jobs() {
+    # Jobs an earlier run left behind (a test run killed mid-sweep) would share the node's CPUs
+    # with the next run and be started again by a restarted controller: killed, then cancelled.
+    sinfo >/dev/null 2>&1 || return 0
+    local jobs
+    jobs=$(squeue --noheader --format=%i | tr '\n' ' ')
+    [ -n "${jobs// }" ] || return 0
+    say "cancelling jobs left from an earlier run: $jobs"
+    # shellcheck disable=SC2086
+    scancel --full --signal=KILL $jobs 2>/dev/null || true
+    # shellcheck disable=SC2086
+    scancel $jobs 2>/dev/null || true
+    for _ in $(seq 60); do
+        [ -z "$(squeue --noheader --format=%i)" ] && return 0
+        sleep 1
+    done
+    fail "jobs still queued after cancelling them: $(squeue --noheader --format='%i %T')"
+}
+
 fresh() {
+    cancel_all_jobs
     down
     rm -rf "${STATE:?}/ctld"
     up

@@ -6,6 +6,7 @@ refused at start. The Slurm executor meets a real Slurm in tests/test_slurm.py."
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,6 +14,7 @@ import psutil
 import pytest
 from optuna.trial import TrialState
 
+import fersweep.tasks.sweep.trials
 from fersweep.errors import ConfigError, FersweepError
 from fersweep.tasks.sweep import run_sweep
 from fersweep.tasks.sweep.finish import finish_once
@@ -146,6 +148,30 @@ def test_a_job_killed_mid_trial_and_submitted_again_retries_its_trial_and_keeps_
     assert_nothing_lost(sweep, {}, requested=3)
     record_faults("faults injected")
     record_faults("trials lost", 0)
+
+
+def test_an_error_while_the_job_is_being_requeued_leaves_its_trial_to_be_retried_not_failed(
+    tmp_path, sweep_overrides, monkeypatch
+):
+    # Slurm's requeue signals every process of the job; whatever error that brings up in the
+    # trial (a child killed, a store cut off) is the job's end, not the trial's fault.
+    monkeypatch.setattr(fersweep.tasks.sweep.trials, "JOB_ENDING", threading.Event())
+    path = one_arm(tmp_path, heartbeat_seconds=1, max_retry=2)
+    sweep = make_sweep(path, sweep_overrides, trials=1)
+    ensure_parent_runs(sweep)
+
+    def preempted_mid_trial(*args) -> None:
+        WorkerJob().checkpoint(sweep, 0)  # what submitit calls on SIGUSR2, before it requeues
+        raise RuntimeError("a process of the job was terminated")
+
+    monkeypatch.setattr(fersweep.tasks.sweep.trials, "objective", preempted_mid_trial)
+    with pytest.raises(RuntimeError, match="terminated"):
+        WorkerJob()(sweep, 0)
+    study = sweep.open_study("original")
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]  # not failed by the worker
+    wait_until_failed_for_silence(sweep, 0)
+    (retry,) = [t for t in sweep.open_study("original").trials if "failed_trial" in t.system_attrs]
+    assert retry.state == TrialState.WAITING and retry.system_attrs["failed_trial"] == 0
 
 
 class EndedFinishJob:

@@ -224,11 +224,12 @@ def retried_and_settled(sweep, victim, trials: int):
     """The lost trial failed, its one retry, and the sweep settled as if never interrupted."""
     study = sweep.open_study("original")
     assert study.trials[victim.number].state == TrialState.FAIL
-    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1, [(t.number, t.state.name, t.user_attrs.get("error")) for t in study.trials]
     assert_settled(sweep, trials=trials)
     record_faults("faults injected")
     record_faults("trials lost", 0)
-    return retry
+    return retries[0]
 
 
 def _pending(job: str) -> bool:

@@ -22,7 +22,7 @@ from fersweep.tasks.compare.workers import share_cores
 from fersweep.tasks.sweep.cluster import check_cluster, launch_environment, sbatch_options
 from fersweep.tasks.sweep.finish import finish_once
 from fersweep.tasks.sweep.study import Sweep, end_parent_runs
-from fersweep.tasks.sweep.trials import work
+from fersweep.tasks.sweep.trials import job_ending, work
 from fersweep.tracking import Tracker
 
 JOB_IDS_TAG = "launcher_jobs"
@@ -150,3 +150,8 @@ class WorkerJob(submitit.helpers.Checkpointable):
         if sweep.definition.launcher.kind is LauncherKind.local:  # jobs share these cores
             share_cores(sweep.definition.launcher.jobs)
         work(sweep, worker=index)
+
+    def checkpoint(self, sweep: Sweep, index: int) -> submitit.helpers.DelayedSubmission:
+        """submitit's call on pre-emption or time-out, before it requeues the job and exits."""
+        job_ending()
+        return super().checkpoint(sweep, index)

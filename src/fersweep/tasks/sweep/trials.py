@@ -8,6 +8,7 @@ import logging
 import multiprocessing
 import os
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,6 +36,17 @@ from fersweep.tracking.callbacks import KeepBestCheckpoint
 from fersweep.tracking.runs import job_id
 
 log = logging.getLogger(__name__)
+
+# Set when the scheduler ends this worker's job to requeue it (pre-emption, time limit): an error
+# raised from then on comes from the job being taken down (Slurm signals all its processes), not
+# from the trial, which is left RUNNING so its silence fails it and Optuna retries it, as for any
+# trial lost with its worker.
+JOB_ENDING = threading.Event()
+
+
+def job_ending() -> None:
+    """Say that this process's job is being requeued (submitit checkpoints it first)."""
+    JOB_ENDING.set()
 
 
 def run_worker_processes(sweep: Sweep) -> None:
@@ -201,6 +213,8 @@ def _run_trial(
             console.print(f"[yellow]{arm} trial {trial.number} pruned[/yellow]")
             return
         except Exception as error:  # a crashed trial is recorded and the sweep goes on
+            if JOB_ENDING.is_set():
+                raise
             _record_failure(sweep, study, arm, trial, tracker, error)
             return
     study.tell(trial, value)
