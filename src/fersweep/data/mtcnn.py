@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fersweep.data.face import Box, DetectionCopy, check_pad, largest_first
@@ -25,7 +23,6 @@ REQUIREMENT = "facenet-pytorch==2.6.0"
 _thread_state = threading.local()
 _first: dict[tuple, object] = {}  # the first network of each setting, copied for every thread
 _first_lock = threading.Lock()
-SHIPPED: dict[str, Callable] = {}  # facenet-pytorch's own functions that fersweep replaced
 
 
 def network(min_face_size: int, thresholds: tuple[float, float, float]):
@@ -52,7 +49,6 @@ def _make(min_face_size: int, thresholds: tuple[float, float, float]):
             "face=mtcnn needs facenet-pytorch: run `make install`, or "
             f"`pip install --no-deps {REQUIREMENT}` ({error})"
         ) from None
-    _resample_grey_once()
     detector = MTCNN(
         keep_all=True, min_face_size=min_face_size, thresholds=list(thresholds), device="cpu"
     )
@@ -61,40 +57,6 @@ def _make(min_face_size: int, thresholds: tuple[float, float, float]):
             if isinstance(child, nn.MaxPool2d):
                 setattr(parent, name, ChannelsLastMaxPool(child))
     return detector
-
-
-def _resample_grey_once() -> None:
-    """facenet-pytorch resamples with area interpolation (its `imresample`: the image pyramid,
-    then every candidate box cut out for the later stages), a sixth of a detection's time. Each
-    channel is averaged on its own, and fersweep's pictures are one grey in all three: one
-    channel resampled and copied gives the same numbers to the bit for a third of the work.
-    Pictures whose channels differ are resampled as before."""
-    from facenet_pytorch.models.utils import detect_face
-
-    if detect_face.imresample is not grey_aware_resample:
-        SHIPPED["imresample"] = detect_face.imresample
-        detect_face.imresample = grey_aware_resample
-
-
-def grey_aware_resample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """facenet-pytorch's `imresample` (area interpolation of a batch of 3-channel images)."""
-    if image.shape[1] == 3 and torch.equal(image[:, 0], image[:, 1]) and torch.equal(
-        image[:, 0], image[:, 2]
-    ):
-        # one contiguous channel: torch's plain kernel, 2.5x faster than on the strided slice
-        grey = F.interpolate(image[:, :1].contiguous(), size=size, mode="area")
-        grey = grey.expand(-1, 3, -1, -1)
-        # in the memory layout the three-channel result would have, so MTCNN's convolutions run
-        # exactly as before: channels-last for its batch (permuted from height-width-colour),
-        # torch's default for the boxes cut from it, whose batch stride (one box, unsqueezed) is
-        # below a picture's size (tests/test_mtcnn.py holds the detections to the bit)
-        channels_last = image.is_contiguous(memory_format=torch.channels_last) and (
-            image.stride(0) >= image.stride(2) * image.shape[2]
-        )
-        return grey.contiguous(
-            memory_format=torch.channels_last if channels_last else torch.contiguous_format
-        )
-    return F.interpolate(image, size=size, mode="area")
 
 
 class ChannelsLastMaxPool(nn.Module):
