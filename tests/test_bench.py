@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from fersweep.config.bench_schemas import BenchServing, BenchSweepParts
 from fersweep.tasks.bench.finetune import bench_finetune
-from fersweep.tasks.bench.measure import bench_face_step, machine
+from fersweep.tasks.bench.measure import bench_face_step, machine, steps_rate
 from fersweep.tasks.bench.parts import bench_sweep_parts
 from fersweep.tasks.bench.serving import bench_serving
 from tests.conftest import CONFIG_DIR
@@ -62,6 +63,28 @@ def test_the_finetune_section_times_each_phase_in_lightning_a_bare_loop_and_with
             row["lightning_memo_images_per_s"] / row["lightning_images_per_s"]
         )
     assert measured["frozen_memo_mb"] == cfg.model.net.frozen_memo_mb > 0
+
+
+@pytest.mark.parametrize("setting, during", [("warn", True), (True, True), (False, False)])
+def test_the_bare_loop_steps_under_the_trainers_deterministic_setting_and_then_gives_it_back(
+    compose, tiny_run_overrides, setting, during
+):
+    # The same work as Lightning's step: its trainer turns torch's deterministic algorithms on,
+    # which on the CPU costs a step 10-15%.
+    cfg = compose(*tiny_run_overrides, f"trainer.deterministic={setting}")
+    seen = []
+
+    class Recording(torch.nn.Linear):
+        def forward(self, x):
+            seen.append(torch.are_deterministic_algorithms_enabled())
+            return super().forward(x.float().flatten(1))
+
+    net = Recording(4, 2)
+    images, labels = torch.zeros(8, 1, 2, 2, dtype=torch.uint8), torch.zeros(8, dtype=torch.long)
+    before = torch.are_deterministic_algorithms_enabled()
+    rate = steps_rate(net, torch.optim.SGD(net.parameters()), images, labels, 4, 2, cfg, warmup=1)
+    assert rate > 0 and seen == [during] * 3
+    assert torch.are_deterministic_algorithms_enabled() == before
 
 
 def test_the_serving_section_asks_fersweep_serve_one_image_and_a_batch_a_request(

@@ -13,6 +13,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
+import torch.utils.deterministic
 from omegaconf import DictConfig
 
 from fersweep import EMOTIONS
@@ -35,6 +36,21 @@ class FitScores:
     plain: SplitPredictions | None = None
 
 
+def build_trainer(trainer_cfg: DictConfig, **settings) -> pl.Trainer:
+    """The configured Trainer, torch's memory left unfilled (`without_nan_fill`)."""
+    without_nan_fill()
+    return build(trainer_cfg, **settings)
+
+
+def without_nan_fill() -> None:
+    """With deterministic algorithms on (`trainer.deterministic`), torch also fills every tensor
+    it allocates with NaN, so a kernel reading memory it never wrote gives NaN rather than
+    garbage: a debugging aid that changes no result of a correct kernel, and cost a CPU
+    training step of the mini-Xception 13-25% (results/2026-12-07-deterministic-cpu). The
+    deterministic algorithms themselves stay on."""
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
 def fit_network(
     cfg: DictConfig,
     model: pl.LightningModule,
@@ -48,7 +64,7 @@ def fit_network(
     only test it: the same weights, scored and recorded as a run of their own."""
     loggers = [build(logger, run_id=run_id) for logger in cfg.logger.values()]
     with tempfile.TemporaryDirectory(prefix="fersweep-run-") as checkpoints, quiet_library():
-        trainer: pl.Trainer = build(
+        trainer = build_trainer(
             cfg.trainer,
             callbacks=callbacks,
             logger=loggers,

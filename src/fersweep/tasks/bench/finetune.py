@@ -14,7 +14,7 @@ from fersweep.config.compose import build
 from fersweep.data.datamodule import EmotionDataModule
 from fersweep.models.finetuning import StagedThaw, thaw
 from fersweep.tasks.bench.measure import EpochTimer, in_memory, steps_rate, train_device
-from fersweep.tasks.fitting import quiet_library
+from fersweep.tasks.fitting import build_trainer, quiet_library
 
 PHASES = ("frozen", "thawed")
 
@@ -60,7 +60,7 @@ def lightning_phase_rates(cfg, datamodule: EmotionDataModule) -> dict[str, float
     module = build(cfg.model)
     timer = EpochTimer()
     with quiet_library():  # the notices fit_network does not pass on either
-        trainer = build(
+        trainer = build_trainer(
             cfg.trainer,
             callbacks=[timer, StagedThaw()],
             logger=False,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from fersweep.config.bench_schemas import BenchDefinition
 from fersweep.config.compose import build
 from fersweep.data.cache import load_images, torch_threads
 from fersweep.data.datamodule import EmotionDataModule
-from fersweep.tasks.fitting import quiet_library
+from fersweep.tasks.fitting import build_trainer, quiet_library, without_nan_fill
 from fersweep.tasks.train import RunPlacement, train
 
 
@@ -197,7 +198,7 @@ def bench_training(cfg, settings: BenchDefinition) -> dict[str, float]:
     # the Lightning epochs, and their mean is the ceiling.
     bare_rates = [bare_loop_rate(cfg, datamodule, settings.bare_batches)]
     with quiet_library():  # the notices fit_network does not pass on either
-        trainer = build(
+        trainer = build_trainer(
             cfg.trainer,
             callbacks=[timer],
             logger=False,
@@ -245,9 +246,33 @@ def in_memory(datamodule: EmotionDataModule, device: torch.device):
     return images.to(device), torch.from_numpy(datamodule.image_set.labels).to(device)
 
 
+@contextmanager
+def deterministic_as_trainer(cfg) -> Iterator[None]:
+    """torch's deterministic algorithms as the trainer turns them on (`trainer.deterministic`,
+    as Lightning reads it), then as they were, and its memory unfilled as fersweep's trainers
+    leave it: the same work as Lightning's step (results/2026-12-07-deterministic-cpu)."""
+    without_nan_fill()
+    setting = cfg.trainer.get("deterministic")
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_before = torch.is_deterministic_algorithms_warn_only_enabled()
+    if setting == "warn":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    elif isinstance(setting, bool):
+        torch.use_deterministic_algorithms(setting)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_before)
+
+
 def steps_rate(net, optimizer, images, labels, size: int, batches: int, cfg, warmup=5) -> float:
     """Images/s of `batches` optimizer steps on random batches of `size` (after `warmup`
-    steps), in the trainer config's precision."""
+    steps), in the trainer config's precision and deterministic setting."""
+    with deterministic_as_trainer(cfg):
+        return _steps_rate(net, optimizer, images, labels, size, batches, cfg, warmup)
+
+
+def _steps_rate(net, optimizer, images, labels, size: int, batches: int, cfg, warmup) -> float:
     device = images.device
     bf16 = str(cfg.trainer.precision).startswith("bf16")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
