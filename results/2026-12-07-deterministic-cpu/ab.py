@@ -1,6 +1,7 @@
 """The bench's bare loop (the default sweep's first trial, mini-Xception, 2,048 face-step images,
 40 timed steps a phase) with torch's deterministic algorithms off and on, as the trainer's
-`deterministic: warn` turns them on, alternated; then 8 thawed steps from one start in each
+`deterministic: warn` turns them on (torch's NaN fill of new tensors left on, its default),
+alternated; then 8 thawed steps from one start in each
 mode, the weights compared to the bit. usage: ab.py <rounds> <first: on|off>"""
 
 import sys
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+import torch.utils.deterministic
 
+import fersweep.tasks.bench.measure as measure
 from fersweep.config.compose import build, compose_config
 from fersweep.models.finetuning import thaw
 from fersweep.tasks.bench.finetune import bare_phase_rates
@@ -42,7 +45,12 @@ def trained(cfg, images, labels, deterministic: bool) -> list[torch.Tensor]:
 
 def main() -> None:
     rounds, first = int(sys.argv[1]), sys.argv[2]
-    cfg = compose_config(Path("conf"), OVERRIDES)
+    # the bare loop steps under its config's trainer.deterministic (make bench's, since 553e809)
+    configs = {
+        mode: compose_config(Path("conf"), [*OVERRIDES, f"trainer.deterministic={setting}"])
+        for mode, setting in ((True, "warn"), (False, "false"))
+    }
+    cfg = configs[False]
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data)
     datamodule.setup()
@@ -50,7 +58,9 @@ def main() -> None:
     for round_ in range(rounds):
         for deterministic in order:
             torch.use_deterministic_algorithms(deterministic, warn_only=True)
-            rates = bare_phase_rates(cfg, datamodule, 40)
+            torch.utils.deterministic.fill_uninitialized_memory = True  # torch's default
+            measure.without_nan_fill = lambda: None  # noqa: E731
+            rates = bare_phase_rates(configs[deterministic], datamodule, 40)
             print(round_, "on " if deterministic else "off", {k: round(v) for k, v in rates.items()})
     images, labels = in_memory(datamodule, torch.device("cpu"))
     off, on = (trained(cfg, images, labels, mode) for mode in (False, True))
