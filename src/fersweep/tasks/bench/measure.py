@@ -268,26 +268,22 @@ def deterministic_as_trainer(cfg) -> Iterator[None]:
 def steps_rate(net, optimizer, images, labels, size: int, batches: int, cfg, warmup=5) -> float:
     """Images/s of `batches` optimizer steps on random batches of `size` (after `warmup`
     steps), in the trainer config's precision and deterministic setting."""
-    with deterministic_as_trainer(cfg):
-        return _steps_rate(net, optimizer, images, labels, size, batches, cfg, warmup)
-
-
-def _steps_rate(net, optimizer, images, labels, size: int, batches: int, cfg, warmup) -> float:
     device = images.device
     bf16 = str(cfg.trainer.precision).startswith("bf16")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     start = 0.0
-    for step in range(batches + warmup):
-        if step == warmup:
-            _sync(device)
-            start = time.perf_counter()
-        index = torch.randint(0, len(labels), (size,), device=device)
-        with autocast:
-            loss = torch.nn.functional.cross_entropy(net(images[index]).float(), labels[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    _sync(device)
+    with deterministic_as_trainer(cfg):
+        for step in range(batches + warmup):
+            if step == warmup:
+                _sync(device)
+                start = time.perf_counter()
+            index = torch.randint(0, len(labels), (size,), device=device)
+            with autocast:
+                loss = torch.nn.functional.cross_entropy(net(images[index]).float(), labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        _sync(device)
     return batches * size / (time.perf_counter() - start)
 
 
